@@ -1,0 +1,36 @@
+"""Repository-wide pytest hooks: record how long each notebook takes under nbval, per backend.
+
+The numbers go to ``build/timings-<backend>.json``; ``tools/timing_report.py`` prints them at the end of ``make test``.
+They are a report, not a test: a slow machine must not turn the suite red.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+_durations: dict[str, float] = defaultdict(float)
+_failed: set[str] = set()
+
+
+def pytest_runtest_logreport(report) -> None:  # type: ignore[no-untyped-def]
+    path = report.nodeid.split("::", 1)[0]
+    if not path.endswith(".ipynb"):
+        return
+    _durations[path] += report.duration
+    if report.failed:
+        _failed.add(path)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:  # type: ignore[no-untyped-def]
+    if not _durations:
+        return
+    backend = os.environ.get("WORKBOOK_BACKEND", "embedded") or "embedded"
+    out = Path(session.config.rootpath) / "build" / f"timings-{backend}.json"
+    out.parent.mkdir(exist_ok=True)
+    existing = json.loads(out.read_text()) if out.exists() else {}
+    for path, seconds in _durations.items():
+        existing[path] = {"seconds": round(seconds, 2), "passed": path not in _failed}
+    out.write_text(json.dumps(existing, indent=2, sort_keys=True))
