@@ -10,7 +10,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 LAB_SOLUTIONS := $(sort $(wildcard labs/*/solution*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: lab test lint unit nbval notebooks notebook timing-report lock clean-venv reset
+.PHONY: lab test lint unit nbval notebooks notebook timing-report lock readme clean-venv reset
 
 # Create .venv from the lock when it is missing or the lock changed.
 $(STAMP): requirements.lock pyproject.toml
@@ -57,6 +57,9 @@ reset: $(STAMP)
 lock: $(STAMP)
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 --no-header -o requirements.lock
 	$(BIN)/python tools/envfile.py > environment.yml
+
+readme: $(STAMP)
+	$(BIN)/python tools/readme.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,38 @@
+"""Regenerate the README's generated sections (course map, fidelity table); `--check` fails when they are stale."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from helpers import capabilities, course
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def sections() -> dict[str, str]:
+    return {"course-map": course.map_markdown("notebooks/"), "fidelity-table": capabilities.markdown_table()}
+
+
+def render(text: str) -> str:
+    for name, body in sections().items():
+        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
+    return text
+
+
+def main(argv: list[str]) -> int:
+    current = README.read_text()
+    fresh = render(current)
+    if "--check" in argv:
+        if fresh != current:
+            print("README.md's generated sections are stale: run `make readme`")
+            return 1
+        return 0
+    README.write_text(fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
