@@ -53,8 +53,12 @@ def setup(prefix: str, *, quiet: bool = False) -> Workbook:
         # A learner gets one sentence that says what to do, not a traceback.
         raise SystemExit(f"Cannot reach the AWS backend.\n{exc}") from None
     resources = Resources(prefix, live)
-    resources.teardown()
     if not quiet:
-        where = "a moto server inside this kernel" if live.in_kernel else live.endpoint_url or "real AWS"
+        # Said before anything is created or deleted, so a learner on real AWS sees the account first.
+        where = "a moto server inside this kernel" if live.in_kernel else live.endpoint_url
+        if live.name == "aws":
+            account, region = resources.account_region
+            where = f"REAL AWS account {account}, region {region}"
         print(f"backend: {live.name} ({where}); resources are named '{resources.prefix}-*'")
+    resources.teardown()
     return Workbook(prefix, live, resources)
