@@ -128,6 +128,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         "Conditional puts with ReturnValuesOnConditionCheckFailure and transactions with CancellationReasons",
         embedded=True,
         localstack=True,
+        embedded_note="atomic under concurrent requests only because the backend serialises moto's writes",
     ),
     Capability(
         "dynamodb_transaction_token",

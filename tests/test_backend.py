@@ -149,3 +149,45 @@ def test_time_travel_needs_moto_in_this_process() -> None:
     in_kernel = backend_mod.Backend("embedded", "http://127.0.0.1:1", "us-east-1", session=None, in_kernel=True)
     assert not shared.supports("time_travel") and in_kernel.supports("time_travel")
     assert not backend_mod.Backend("localstack", "http://x", "us-east-1", session=None).supports("time_travel")
+
+
+def test_concurrent_conditional_updates_have_exactly_one_winner(backend: backend_mod.Backend) -> None:
+    """On AWS a conditional write is atomic; the embedded backend makes moto's threaded server agree."""
+    import threading
+    import uuid
+
+    ddb = backend.client("dynamodb")
+    table = "t-backend-race"
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    try:
+        for _ in range(10):
+            key, winners = str(uuid.uuid4()), []
+            barrier = threading.Barrier(12)
+
+            def claim(worker: int, key: str = key, winners: list = winners, barrier=barrier) -> None:
+                barrier.wait()
+                try:
+                    ddb.update_item(
+                        TableName=table,
+                        Key={"pk": {"S": key}},
+                        UpdateExpression="SET w = :w",
+                        ConditionExpression="attribute_not_exists(pk)",
+                        ExpressionAttributeValues={":w": {"S": str(worker)}},
+                    )
+                    winners.append(worker)
+                except ddb.exceptions.ConditionalCheckFailedException:
+                    pass
+
+            threads = [threading.Thread(target=claim, args=(i,)) for i in range(12)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert len(winners) == 1, winners
+    finally:
+        ddb.delete_table(TableName=table)
