@@ -10,7 +10,14 @@ NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 LAB_SOLUTIONS := $(sort $(wildcard labs/*/solution*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: lab test lint unit nbval notebooks notebook timing-report lock readme clean-venv reset
+LOCALSTACK := tools/localstack/localstack.sh
+LOCALSTACK_PORT ?= 4566
+LOCALSTACK_ENV := WORKBOOK_BACKEND=localstack AWS_ENDPOINT_URL=http://127.0.0.1:$(LOCALSTACK_PORT)
+# The tests that are about the backend itself; the rest of tests/ is backend-neutral and runs on the embedded one.
+LOCALSTACK_TESTS := tests/test_backend.py tests/test_resources.py tests/test_localstack_script.py
+
+.PHONY: lab test test-embedded test-localstack lint unit nbval notebooks notebook timing-report lock readme \
+	clean-venv reset localstack-install localstack-start localstack-stop localstack-status
 
 # Create .venv from the lock when it is missing or the lock changed.
 $(STAMP): requirements.lock pyproject.toml
@@ -23,10 +30,19 @@ $(STAMP): requirements.lock pyproject.toml
 lab: $(STAMP)
 	$(BIN)/python tools/lab.py
 
+# Both suites: the embedded one, then LocalStack in host mode (skipped with a reason on a machine that cannot run it,
+# never under CI). One timing report for both at the end.
 test: $(STAMP)
 	@rm -f build/timings-*.json
-	$(MAKE) --no-print-directory lint unit nbval
+	$(MAKE) --no-print-directory test-embedded
+	@if [ -n "$$CI" ] || bash $(LOCALSTACK) check >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory test-localstack; \
+	else \
+	  echo "LocalStack suite skipped: $$(bash $(LOCALSTACK) check 2>&1 | tail -1)"; \
+	fi
 	@$(BIN)/python tools/timing_report.py build
+
+test-embedded: lint unit nbval
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -36,6 +52,25 @@ unit: $(STAMP)
 
 nbval: $(STAMP)
 	CI=true TQDM_DISABLE=1 $(BIN)/pytest -q $(NBVAL) $(NOTEBOOKS) $(LAB_SOLUTIONS)
+
+# The course against LocalStack 4.14 in host mode; LocalStack is always stopped and the exit code kept.
+test-localstack: $(STAMP) localstack-install
+	@trap 'bash $(LOCALSTACK) stop' EXIT; \
+	LOCALSTACK_PORT=$(LOCALSTACK_PORT) bash $(LOCALSTACK) start && \
+	$(LOCALSTACK_ENV) $(BIN)/pytest -q $(LOCALSTACK_TESTS) && \
+	$(LOCALSTACK_ENV) CI=true TQDM_DISABLE=1 $(BIN)/pytest -q $(NBVAL) $(NOTEBOOKS) $(LAB_SOLUTIONS)
+
+localstack-install:
+	bash $(LOCALSTACK) install
+
+localstack-start: localstack-install
+	LOCALSTACK_PORT=$(LOCALSTACK_PORT) bash $(LOCALSTACK) start
+
+localstack-stop:
+	bash $(LOCALSTACK) stop
+
+localstack-status:
+	bash $(LOCALSTACK) status
 
 # Authors: execute notebooks in place so their stored outputs are fresh, then commit them.
 notebooks: $(STAMP)

@@ -1,9 +1,8 @@
-// A -javaagent that does nothing.
+// The fallback -javaagent: it does nothing.
 //
-// LocalStack starts DynamoDB Local with `-javaagent:<...>/ddb-local-loader-0.1.jar`, a jar it normally downloads
-// (it lifts DynamoDB Local's limit of 20 global secondary indexes per table). That download cannot happen here, and
-// the JVM refuses to start without the jar, so `localstack.sh install` compiles this class into a jar of that name.
-// The only thing lost is the 20-GSI patch, which no notebook needs.
+// LocalStack starts DynamoDB Local with `-javaagent:<...>/ddb-local-loader-0.1.jar`, a jar it normally downloads;
+// the JVM will not start without it. `localstack.sh install` builds LoopbackAgent.java into that jar, and this class
+// only when the JDK has no internal ASM for LoopbackAgent (e.g. JDK 24+); DynamoDB Local then binds every interface.
 package workbook.localstack;
 
 import java.lang.instrument.Instrumentation;
@@ -12,6 +11,6 @@ public final class NoopAgent {
     private NoopAgent() {}
 
     public static void premain(String args, Instrumentation instrumentation) {
-        // intentionally empty
+        System.err.println("noop agent: DynamoDB Local binds every interface (no loopback agent for this JDK)");
     }
 }
