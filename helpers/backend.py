@@ -132,6 +132,9 @@ def start_moto_server(port: int = 0) -> tuple[Any, str]:
 
     make_moto_dynamodb_writes_atomic()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # moto's Step Functions interpreter logs every failure a workflow catches at ERROR level; on a notebook's stderr
+    # that reads like a crash (and nbval compares it). The execution history carries the same facts.
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     _, bound_port = server.get_host_and_port()

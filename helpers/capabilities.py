@@ -96,7 +96,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     ),
     Capability(
         "api_destination_retries_dlq",
-        "API destination targets retry on 429/5xx with backoff and send what fails to the target's DLQ",
+        "API destination targets retry (429, 5xx, 401, 407, 409) with backoff and send what fails to the target's DLQ",
         embedded=False,
         localstack=False,
         fallback="helpers applies the target's retry policy and DLQ when it delivers",

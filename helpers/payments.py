@@ -188,6 +188,16 @@ class PaymentsApi:
             response = HttpResponse(200, {"Content-Type": "application/json"}, b'{"status":"ok"}')
         elif http.path != "/charges" or http.command != "POST":
             response = problem(404, "not_found", "Not found", f"{http.command} {http.path}: use POST /charges")
+        elif key is not None and key.strip().startswith("$."):
+            # An API destination whose header value was sent literally (an emulator that does not resolve JSONPath):
+            # every event would share this one "key". Refusing it keeps charges correct and says what went wrong.
+            note = "rejected: unresolved JSONPath as key"
+            response = problem(
+                400,
+                "idempotency_key_unresolved",
+                "Idempotency-Key is an unresolved JSONPath",
+                f"Idempotency-Key is {key!r}: the sender did not resolve it from the event. Send the event's value.",
+            )
         elif (status := self.faults.next_status()) is not None:
             note = "fault: injected before charging"
             headers_out = {"Retry-After": "1"} if status in (429, 503) else {}

@@ -153,3 +153,11 @@ def test_stop_releases_the_port(backend) -> None:  # type: ignore[no-untyped-def
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
     resources.teardown()
+
+
+def test_an_unresolved_jsonpath_key_is_refused(api: PaymentsApi) -> None:
+    """What an emulator that sends `$.detail.customID` literally would do to every event: share one key."""
+    status, _, body = post(api.url, {"orderId": "o-9", "amount": 2}, "$.detail.customID")
+    assert status == 400 and body["code"] == "idempotency_key_unresolved"
+    assert api.ledger.count() == 0
+    assert api.served[-1].note == "rejected: unresolved JSONPath as key"
