@@ -1,0 +1,80 @@
+"""The benchmark at a tiny size, so it cannot rot: correctness numbers only, never timings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import idempotency as bench
+
+
+@pytest.fixture(scope="module")
+def results(backend):
+    args = bench.Args(
+        requests=12, duplicates=0.5, workers=2, crash_rate=0.34, seed=3, lease=0.2, takeover_lease=0.2, repeat=1
+    )
+    return bench.run(args)
+
+
+def test_round_trips_per_path(results):
+    ours, pt = results["round_trips"]["helpers.idempotency"], results["round_trips"]["Powertools"]
+    for path, expected in (("first call", 2), ("duplicate", 1), ("cached", 0)):
+        assert ours[path] == {"botocore": expected, "library": expected}, path
+        assert pt[path]["botocore"] == expected, path
+    for path, expected in (("transactional first", 1), ("transactional duplicate", 1), ("transactional cached", 0)):
+        assert ours[path] == {"botocore": expected, "library": expected}, path
+    assert results["round_trips"]["side_effects"] == {"helpers.idempotency": 2, "Powertools": 1}
+
+
+def per_path(result):
+    return {k: result.path_round_trips[k] / v for k, v in result.paths.items() if v and "crashed" not in k}
+
+
+def test_workloads_count_side_effects_and_round_trips(results):
+    memory, dynamo = results["workloads"]
+    assert memory["unique"] == 6 and memory["crashes"] == 2
+    for w in (memory, dynamo):
+        for r in (w["ours"], w["powertools"]):
+            assert r.errors == {}, r.library
+            assert r.side_effects == r.expected_side_effects, r.library
+            assert r.paths["crashed"] == 2, r.library
+        assert w["ours"].round_trips == w["ours"].library_round_trips  # the library counts what botocore sees
+    # unfenced, a crash right after the effect costs a second effect, for both libraries
+    assert memory["ours"].side_effects == memory["powertools"].side_effects == 6 + 2
+    # a transactional effect cannot be split from its completion: no second effect
+    assert dynamo["ours"].side_effects == 6 and dynamo["powertools"].side_effects == 6 + 2
+    for name, expected in (("first", 2.0), ("duplicate", 1.0), ("cached", 0.0), ("in_progress", 1.0)):
+        for r in (memory["ours"], memory["powertools"]):
+            if name in r.paths:
+                assert per_path(r)[name] == expected, (r.library, name)
+    assert per_path(dynamo["ours"])["first"] == 1.0
+    assert per_path(dynamo["powertools"])["first"] == 3.0
+
+
+def test_lease_takeover_scenarios(results):
+    rows = {t["variant"]: t for t in results["takeover"]}
+    pt = rows["Powertools"]
+    assert (
+        pt["charges"] == ["A", "B"] and pt["stale_worker_told"].startswith("nothing") and pt["record_ends_with"] == "A"
+    )
+    unfenced = rows["ours, unfenced effect"]
+    assert unfenced["charges"] == ["A", "B"] and unfenced["stale_worker_told"].startswith("LeaseLost")
+    assert unfenced["record_ends_with"] == "B"
+    fenced = rows["ours, effect fenced by the lease (2 round trips)"]
+    assert fenced["charges"] == ["B"] and fenced["stale_worker_told"].startswith("LeaseLost")
+    single = rows["ours, single round trip"]
+    assert single["charges"] == ["B"] and single["stale_worker_told"] == "replayed B's result"
+    assert fenced["record_ends_with"] == single["record_ends_with"] == "B"
+
+
+def test_report_and_json_render(results):
+    text = bench.report(results)
+    assert "throughput ratio (ours / Powertools)" in text and "stand-in context" in text
+    assert json.loads(json.dumps(bench._jsonable(results), default=str))["workloads"][0]["kind"] == "memory"
+
+
+def test_arguments_are_checked():
+    assert bench.parse_args(["--requests", "5", "--crash-rate", "0.5"]).crash_rate == 0.5
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--duplicates", "1.5"])
