@@ -164,6 +164,8 @@ class Backend:
     session: boto3.Session
     server: Any = None
     in_kernel: bool = False
+    # True until the first notebook setup on an emulator this kernel just started: it holds nothing to clean up.
+    fresh: bool = False
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -264,7 +266,7 @@ def connect(choice: BackendChoice) -> Backend:
     session = boto3.Session(region_name=choice.region, **_emulator_credentials())
     if choice.start_embedded_server:
         server, endpoint = start_moto_server()
-        return Backend("embedded", endpoint, choice.region, session, server=server, in_kernel=True)
+        return Backend("embedded", endpoint, choice.region, session, server=server, in_kernel=True, fresh=True)
     backend = Backend(choice.name, choice.endpoint_url, choice.region, session)
     backend.health()
     if choice.name == "embedded":

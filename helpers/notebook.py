@@ -60,5 +60,8 @@ def setup(prefix: str, *, quiet: bool = False) -> Workbook:
             account, region = resources.account_region
             where = f"REAL AWS account {account}, region {region}"
         print(f"backend: {live.name} ({where}); resources are named '{resources.prefix}-*'")
-    resources.teardown()
+    if live.fresh:
+        live.fresh = False  # an emulator started a moment ago in this kernel is empty: nothing to tear down
+    else:
+        resources.teardown()
     return Workbook(prefix, live, resources)

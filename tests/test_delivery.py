@@ -364,3 +364,24 @@ def test_configuration_is_read_back_from_the_backend(env, server):
     }
     # ensure_connection with the same secret keeps the connection; a new secret replaces it
     assert dl.ensure_connection(env["res"], "conn", api_key=("x-api-key", env["key"])) == env["conn"]
+
+
+def test_input_path_sends_the_detail_and_header_values_still_come_from_the_whole_event(env, server):
+    """Notebook 11's fix: InputPath $.detail makes the body the producer's payload; the key still resolves."""
+    route = _route(env, "inpath", f"{server.base}/inpath/pay")
+    events = env["backend"].client("events")
+    [target] = [
+        t
+        for t in events.list_targets_by_rule(Rule=route.rule_name, EventBusName=route.bus_name)["Targets"]
+        if t["Id"] == route.target_id
+    ]
+    target["InputPath"] = "$.detail"
+    answer = events.put_targets(Rule=route.rule_name, EventBusName=route.bus_name, Targets=[target])
+    assert answer["FailedEntryCount"] == 0
+    dispatcher = dl.ApiDestinationDispatcher.for_route(env["backend"], route, clock=dl.ManualClock())
+    assert dispatcher.target.input_path == "$.detail"
+    [result] = dispatcher.deliver([_event(3)])
+    assert result.outcome == "delivered"
+    [request] = server.to("/inpath/")
+    assert json.loads(request["body"]) == {"customID": "key-3", "order_id": "o-3"}
+    assert request["headers"]["Idempotency-Key"] == "key-3"

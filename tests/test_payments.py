@@ -161,3 +161,21 @@ def test_an_unresolved_jsonpath_key_is_refused(api: PaymentsApi) -> None:
     assert status == 400 and body["code"] == "idempotency_key_unresolved"
     assert api.ledger.count() == 0
     assert api.served[-1].note == "rejected: unresolved JSONPath as key"
+
+
+def test_a_republished_event_is_another_payload_but_its_detail_alone_replays(api: PaymentsApi) -> None:
+    """PutEvents twice gives two envelopes (new id): as a body that is a 422; the detail alone is a replay."""
+    detail = {"customID": str(uuid.uuid4()), "message": "hello world!", "orderId": "o-10", "amount": 6}
+    envelope = {"source": "http.idempotency.demo.app", "detail-type": "http.idempotency.demo.event.v0"}
+    envelope["detail"] = detail
+    key = detail["customID"]
+    assert post(api.url, {**envelope, "id": "event-1"}, key)[0] == 201
+    status, _, body = post(api.url, {**envelope, "id": "event-2"}, key)
+    assert status == 422 and body["code"] == "idempotency_key_reused"
+    assert api.ledger.charges_per_order() == {"o-10": 1}
+
+    detail2 = dict(detail, customID=str(uuid.uuid4()), orderId="o-11")
+    first = post(api.url, detail2, detail2["customID"])
+    again = post(api.url, detail2, detail2["customID"])
+    assert first[0] == again[0] == 201 and again[1]["Idempotent-Replayed"] == "true" and again[2] == first[2]
+    assert api.ledger.charges_per_order() == {"o-10": 1, "o-11": 1}
