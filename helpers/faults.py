@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from helpers.idempotency.errors import SimulatedCrash
+
 T = TypeVar("T")
 
 LOSE_RESPONSE = "lose_response"
@@ -86,10 +88,24 @@ class ResponseLost(Fault):
         super().__init__(key, attempt)
 
 
-class WorkerCrashed(Fault):
-    """The worker made its side effect and crashed before deleting / acknowledging the message."""
+class WorkerCrashed(SimulatedCrash):
+    """The worker made its side effect and crashed before deleting / acknowledging the message.
+
+    It is the idempotency library's :class:`SimulatedCrash`, a BaseException: a process that dies runs no
+    ``except Exception`` clean-up, so a library protecting the handler must not mistake the crash for an ordinary
+    error and give its claim back (that would let the next delivery charge again at once).
+    """
 
     fault = CRASH_AFTER_EFFECT
+
+    def __init__(self, key: str = "", attempt: int = 0, message: str = "") -> None:
+        self.attempt = attempt
+        super().__init__("after_effect", key or None)
+        self.key = key
+        self.args = (message or Fault.describe(self),)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class Throttled(Fault):
@@ -105,7 +121,7 @@ class ReceiverDown(Fault):
 
 
 #: Faults that are raised as exceptions, by name.
-EXCEPTIONS: dict[str, type[Fault]] = {
+EXCEPTIONS: dict[str, type[BaseException]] = {
     LOSE_RESPONSE: ResponseLost,
     CRASH_AFTER_EFFECT: WorkerCrashed,
     THROTTLE: Throttled,

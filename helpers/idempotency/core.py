@@ -16,6 +16,7 @@ The first caller gets the stored (JSON round-tripped) value too, so first call a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -464,6 +465,10 @@ class Idempotency:
             value = action()
         except Exception as exc:
             self._on_error(call, exc)
+            # The caller's own exception propagates; it still says what the protection cost (claim + release),
+            # so batch reports and notebooks count every store call.
+            with contextlib.suppress(AttributeError, TypeError):
+                exc.round_trips = call.round_trips  # type: ignore[attr-defined]
             raise
         return self._complete(call, value)
 

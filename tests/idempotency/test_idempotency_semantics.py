@@ -433,9 +433,9 @@ def test_transition_log_is_drawable(make_idem, clock, log):
     rows = log.entries()
     assert all(set(r) == {"key", "from", "to", "worker", "at", "reason", "event"} for r in rows)
     assert [(r["from"], r["to"], r["worker"], r["at"]) for r in rows] == [
-        ("ABSENT", "IN_PROGRESS", "w1", 1_700_000_000.0),
-        ("IN_PROGRESS", "IN_PROGRESS", "w2", 1_700_000_031.0),
-        ("IN_PROGRESS", "COMPLETED", "w2", 1_700_000_031.0),
+        ("ABSENT", "IN_PROGRESS", "w1", 2_000_000_000.0),
+        ("IN_PROGRESS", "IN_PROGRESS", "w2", 2_000_000_031.0),
+        ("IN_PROGRESS", "COMPLETED", "w2", 2_000_000_031.0),
     ]
     diagram = log.to_mermaid()
     assert diagram.splitlines()[0] == "stateDiagram-v2"
@@ -496,5 +496,5 @@ def test_hook_stall_moves_a_manual_clock_instantly(make_idem, clock):
     w1.hooks.add("before_completion", lambda ctx: w2.execute(ORDER, lambda: "w2"))  # meanwhile w2 takes over
     with pytest.raises(LeaseLost):
         w1.execute(ORDER, lambda: "w1")
-    assert clock.now() == 1_700_000_045.0
+    assert clock.now() == 2_000_000_045.0
     assert [h["point"] for h in w1.hooks.history] == ["before_completion", "before_completion"]

@@ -286,3 +286,23 @@ def test_http_glue_behind_a_stdlib_server(api):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_handlers_own_retryable_error_still_reports_its_round_trips() -> None:
+    """Claim + release are two store calls even when the handler's own exception propagates."""
+    from helpers.idempotency import Idempotency, MemoryStore
+
+    class Busy(Exception):
+        pass
+
+    idem = Idempotency(store=MemoryStore(), scope="t", token_field="key")
+
+    def fail() -> None:
+        raise Busy("downstream throttled")
+
+    try:
+        idem.execute({"key": "k-1"}, fail)
+    except Busy as exc:
+        assert exc.round_trips == 2
+    else:
+        raise AssertionError("the handler's exception must propagate")
