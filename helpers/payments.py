@@ -11,6 +11,7 @@ an API destination sends). Faults for the demos (slow, 5xx, 429, a lost response
 
 from __future__ import annotations
 
+import hmac
 import json
 import threading
 import time
@@ -97,8 +98,12 @@ class PaymentsApi:
         lease_duration: float = 10.0,
         table: str = "payments-idempotency",
         port: int = 0,
+        api_key: tuple[str, str] | None = None,
     ) -> None:
+        """``api_key=(header, value)``: requests to /charges must carry it (what an EventBridge connection with
+        API-key auth sends); the value is kept in memory only and never logged."""
         self.ledger = ledger
+        self._api_key = api_key
         self.faults = ApiFaults()
         self.expires_after = expires_after
         resources = ledger.resources
@@ -188,6 +193,12 @@ class PaymentsApi:
             response = HttpResponse(200, {"Content-Type": "application/json"}, b'{"status":"ok"}')
         elif http.path != "/charges" or http.command != "POST":
             response = problem(404, "not_found", "Not found", f"{http.command} {http.path}: use POST /charges")
+        elif self._api_key is not None and not hmac.compare_digest(
+            http.headers.get(self._api_key[0], ""), self._api_key[1]
+        ):
+            note = "rejected: missing or wrong API key"
+            detail = f"send the API key in the {self._api_key[0]} header"
+            response = problem(401, "unauthorized", "Unauthorized", detail)
         elif key is not None and key.strip().startswith("$."):
             # An API destination whose header value was sent literally (an emulator that does not resolve JSONPath):
             # every event would share this one "key". Refusing it keeps charges correct and says what went wrong.

@@ -179,3 +179,24 @@ def test_a_republished_event_is_another_payload_but_its_detail_alone_replays(api
     again = post(api.url, detail2, detail2["customID"])
     assert first[0] == again[0] == 201 and again[1]["Idempotent-Replayed"] == "true" and again[2] == first[2]
     assert api.ledger.charges_per_order() == {"o-10": 1, "o-11": 1}
+
+
+def test_an_api_key_is_required_when_configured(backend) -> None:  # type: ignore[no-untyped-def]
+    import secrets
+
+    resources = Resources("t-pay3", backend)
+    resources.teardown()
+    value = secrets.token_urlsafe(16)
+    with PaymentsApi(Ledger(resources), api_key=("x-api-key", value)) as api:
+        assert post(api.url, {"orderId": "o-1", "amount": 1}, "k-1")[0] == 401
+        request = urllib.request.Request(
+            api.url + "/charges",
+            data=json.dumps({"orderId": "o-1", "amount": 1}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "Idempotency-Key": "k-1", "x-api-key": value},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 201
+        assert api.ledger.charges_per_order() == {"o-1": 1}
+        assert value not in repr(api.served)
+    resources.teardown()
