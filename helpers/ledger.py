@@ -18,6 +18,16 @@ from helpers.resources import Resources
 _sequence = itertools.count(1)
 
 
+def dynamodb_number(value: float | str | Decimal) -> str:
+    """The number as DynamoDB returns it: normalised (``18.0`` -> ``18``, ``5.50`` -> ``5.5``), never in exponent form.
+
+    AWS and LocalStack normalise stored numbers; moto keeps the string it was given. Writing the normalised form makes
+    every backend read back the same amount.
+    """
+    number = Decimal(str(value)).normalize()
+    return format(number, "f")
+
+
 @dataclass
 class Ledger:
     """A DynamoDB table of charges, one item per charge actually made."""
@@ -44,7 +54,7 @@ class Ledger:
         item = {
             "charge_id": {"S": f"ch-{seq:06d}"},
             "order_id": {"S": str(order_id)},
-            "amount": {"N": str(Decimal(str(amount)))},
+            "amount": {"N": dynamodb_number(amount)},
             "by": {"S": by},
             "seq": {"N": str(seq)},
         }

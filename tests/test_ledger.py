@@ -107,3 +107,10 @@ def test_a_hundred_and_twenty_charges_are_all_counted(ledger: Ledger) -> None:
     assert ledger.count() == 120
     assert ledger.duplicates() == 80
     assert len(ledger.charges_per_order()) == 40
+
+
+def test_amounts_are_stored_as_dynamodb_normalises_them() -> None:
+    """AWS and LocalStack return 18.0 as 18; moto returns what it was given: write the normalised form."""
+    from helpers.ledger import dynamodb_number
+
+    assert [dynamodb_number(v) for v in (18.0, "5.50", 100, 24.62, "0.10")] == ["18", "5.5", "100", "24.62", "0.1"]
