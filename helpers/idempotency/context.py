@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from helpers.idempotency.core import Outcome, _run_effect_unprotected
 from helpers.idempotency.errors import EffectFailed, LeaseLost
-from helpers.idempotency.record import Record, Status
+from helpers.idempotency.record import Status
 from helpers.idempotency.store.base import Effect
 
 if TYPE_CHECKING:
@@ -95,16 +95,7 @@ class Guard:
         text = idem._serialise(call.key, effect.result)
         idem._fire("before_completion", call)
         now = idem.clock.now()
-        record = Record(
-            key=call.key,
-            status=Status.COMPLETED,
-            fingerprint=call.identity.fingerprint,
-            expires_at=now + idem.config.expires_after,
-            owner=call.owner,
-            worker=call.worker,
-            response=text,
-            updated_at=now,
-        )
+        record = idem._completed_record(call, text, now, owner=call.owner)
         try:
             result = idem._store(call, "commit", idem.store.commit, record, effect, now=now, owner=call.owner)
         except LeaseLost as lost:

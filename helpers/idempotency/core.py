@@ -460,6 +460,20 @@ class Idempotency:
                 f"until its lease ends at {lease_end:.3f}, so retries get 409 until then."
             )
 
+    def _completed_record(self, call: _Call, text: str, now: float, *, owner: str | None) -> Record:
+        """The COMPLETED record a commit writes together with the effect (fenced or single round trip)."""
+        assert call.identity is not None
+        return Record(
+            key=call.key,
+            status=Status.COMPLETED,
+            fingerprint=call.identity.fingerprint,
+            expires_at=now + self.config.expires_after,
+            owner=owner,
+            worker=call.worker,
+            response=text,
+            updated_at=now,
+        )
+
     def _run(self, call: _Call, action: Callable[[], Any]) -> Outcome:
         try:
             value = action()
@@ -540,16 +554,7 @@ class Idempotency:
         last: Record | None = None
         for attempt in range(self.config.conflict_retries + 1):
             now = self.clock.now()
-            record = Record(
-                key=call.key,
-                status=Status.COMPLETED,
-                fingerprint=call.identity.fingerprint,
-                expires_at=now + self.config.expires_after,
-                owner=uuid.uuid4().hex,
-                worker=call.worker,
-                response=text,
-                updated_at=now,
-            )
+            record = self._completed_record(call, text, now, owner=uuid.uuid4().hex)
             try:
                 result = self._store(call, "commit", self.store.commit, record, built, now=now)
             except StoreUnavailable as exc:
