@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -78,8 +79,10 @@ def test_concurrent_duplicates_get_409_while_the_first_runs(api: PaymentsApi) ->
     results: list[int] = []
     first = threading.Thread(target=lambda: results.append(post(api.url, {"orderId": "o-4", "amount": 9}, key)[0]))
     first.start()
-    while not api.ledger.resources.backend.client("dynamodb").scan(TableName=api.store.table_name)["Items"]:
-        pass  # the first request has claimed the key
+    ddb, deadline = api.ledger.resources.backend.client("dynamodb"), time.monotonic() + 10
+    while not ddb.scan(TableName=api.store.table_name)["Items"]:  # until the first request has claimed the key
+        assert time.monotonic() < deadline, "the first request never claimed its key"
+        time.sleep(0.01)
     status, headers, _ = post(api.url, {"orderId": "o-4", "amount": 9}, key)
     first.join()
     assert status == 409 and int(headers["Retry-After"]) >= 1
