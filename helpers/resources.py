@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,6 +188,61 @@ class Resources:
             events.put_targets(Rule=full, EventBusName=bus_name, Targets=list(wanted.values()))
         return arn
 
+    def ensure_connection(
+        self,
+        name: str,
+        *,
+        authorization_type: str,
+        auth_parameters: dict[str, Any],
+        unchanged: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> str:
+        """An EventBridge connection (its secret goes to Secrets Manager); returns its ARN.
+
+        DescribeConnection never returns the secret, so whether an existing connection already holds these values
+        is the caller's question: ``unchanged(description)`` says so (it may read the secret by ``SecretArn``). A
+        connection that differs is deleted and created again (moto's UpdateConnection does not rewrite the secret).
+        """
+        events = self._client("events")
+        full = self.name(name)
+        try:
+            current = events.describe_connection(Name=full)
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise
+        else:
+            if unchanged is not None and unchanged(current):
+                return current["ConnectionArn"]
+            events.delete_connection(Name=full)
+        created = events.create_connection(
+            Name=full, AuthorizationType=authorization_type, AuthParameters=auth_parameters
+        )
+        return created["ConnectionArn"]
+
+    def ensure_api_destination(
+        self,
+        name: str,
+        *,
+        connection_arn: str,
+        endpoint: str,
+        method: str = "POST",
+        rate_limit_per_second: int | None = None,
+    ) -> str:
+        """An API destination with exactly these settings; returns its ARN."""
+        events = self._client("events")
+        full = self.name(name)
+        wanted: dict[str, Any] = {"ConnectionArn": connection_arn, "InvocationEndpoint": endpoint, "HttpMethod": method}
+        if rate_limit_per_second is not None:
+            wanted["InvocationRateLimitPerSecond"] = rate_limit_per_second
+        try:
+            current = events.describe_api_destination(Name=full)
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise
+            return events.create_api_destination(Name=full, **wanted)["ApiDestinationArn"]
+        if any(current.get(k) != v for k, v in wanted.items()):
+            events.update_api_destination(Name=full, **wanted)
+        return current["ApiDestinationArn"]
+
     # -- DynamoDB -----------------------------------------------------------------------------------------------
     def ensure_table(
         self, name: str, *, partition_key: str = "pk", sort_key: str | None = None, ttl_attribute: str | None = None
@@ -247,9 +303,9 @@ class Resources:
                     sfn.update_state_machine(stateMachineArn=arn, definition=text)
                 return arn
         tags = [{"key": k, "value": v} for k, v in self.tags.items()]
-        return sfn.create_state_machine(
-            name=full, definition=text, roleArn=self.ensure_role(), type=type_, tags=tags
-        )["stateMachineArn"]
+        return sfn.create_state_machine(name=full, definition=text, roleArn=self.ensure_role(), type=type_, tags=tags)[
+            "stateMachineArn"
+        ]
 
     # -- inventory and teardown ---------------------------------------------------------------------------------
     def inventory(self) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""Render what happened: Mermaid sequence and state diagrams, and a matplotlib timeline.
+"""Render what happened: Mermaid sequence, state and flowchart diagrams, and a matplotlib timeline.
 
 Everything here is deterministic text (or a figure whose only compared output is its size), so nbval can compare
 it: no ids, no timestamps, logical step numbers instead of wall-clock times.
@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 MERMAID_MIME = "text/vnd.mermaid"
+
+#: Mermaid styles for what a diagram highlights: the path taken, and where it failed.
+HIGHLIGHT_STYLE = "fill:#d7f0d7,stroke:#2e7d32,stroke-width:2px"
+FAILED_STYLE = "fill:#f8d7da,stroke:#c62828,stroke-width:2px"
+TAKEN_EDGE_STYLE = "stroke:#2e7d32,stroke-width:3px"
 
 #: The Mermaid arrow for each trace step kind (crash and note are drawn as notes).
 ARROWS: dict[str, str] = {
@@ -96,6 +102,16 @@ def identifier(name: str, taken: set[str] | None = None) -> str:
     return ident
 
 
+def class_lines(classes: Mapping[str, str], members: Mapping[str, Iterable[str]]) -> list[str]:
+    """``classDef`` lines for every class, then a ``class`` line for each class that has members (ids)."""
+    lines = [f"    classDef {name} {style}" for name, style in classes.items()]
+    for name in classes:
+        chosen = list(members.get(name, ()))
+        if chosen:
+            lines.append(f"    class {','.join(chosen)} {name}")
+    return lines
+
+
 def _frontmatter(title: str | None) -> list[str]:
     if not title:
         return []
@@ -169,6 +185,9 @@ def state_diagram(
     start: str | None = "auto",
     final: Iterable[str] = (),
     changes_only: bool = False,
+    path: Iterable[Any] | None = None,
+    highlight: Iterable[str] = (),
+    highlight_class: str = "taken",
 ) -> Mermaid:
     """A ``stateDiagram-v2`` from a list of transitions.
 
@@ -178,6 +197,10 @@ def state_diagram(
     transitions of that key (dicts with a ``key`` field). Edges appear once per (from, to, label), in order of first
     appearance, with ``xN`` when taken N times. ``start="auto"`` draws ``[*] -->`` the first state when no transition
     starts from ``[*]``; ``final`` states get ``--> [*]``. ``changes_only`` drops self-transitions.
+
+    ``path`` (transitions in the same forms) draws one run over the whole machine: each edge it took gets
+    ``· step N`` (its position in the path), edges it took that ``transitions`` lacks are added, and every state it
+    visited is highlighted. ``highlight`` names further states to highlight (class ``highlight_class``).
     """
     edges: dict[tuple[str, str, str], int] = {}
     for t in transitions:
@@ -187,6 +210,10 @@ def state_diagram(
         if changes_only and src == dst:
             continue
         edges[(src, dst, text)] = edges.get((src, dst, text), 0) + 1
+    marked = set(highlight)
+    if path is not None:
+        edges, visited = _with_path(edges, [_transition_fields(t, label) for t in path])
+        marked |= visited
     states = list(dict.fromkeys(s for (src, dst, _t) in edges for s in (src, dst) if s != "[*]"))
     taken: set[str] = set()
     ids = {name: identifier(name, taken) for name in states}
@@ -207,7 +234,29 @@ def state_diagram(
         lines.append(f"    {ids[src]} --> {ids[dst]}{suffix}")
     for name in final:
         lines.append(f"    {ids.get(name, identifier(name))} --> [*]")
+    if marked:
+        chosen = [ids.get(name, identifier(name)) for name in sorted(marked - {"[*]"})]
+        lines += class_lines({highlight_class: HIGHLIGHT_STYLE}, {highlight_class: chosen})
     return Mermaid("\n".join(lines))
+
+
+def _with_path(
+    edges: dict[tuple[str, str, str], int], path: list[tuple[str, str, str]]
+) -> tuple[dict[tuple[str, str, str], int], set[str]]:
+    """The edges relabelled with the steps of ``path`` that took them (new ones appended), and the states visited."""
+    steps: dict[tuple[str, str, str], list[str]] = {}
+    for n, edge in enumerate(path, 1):
+        steps.setdefault(edge, []).append(str(n))
+
+    def relabel(edge: tuple[str, str, str]) -> tuple[str, str, str]:
+        src, dst, text = edge
+        return (src, dst, f"{text} · step {', '.join(steps[edge])}") if edge in steps else edge
+
+    out = {relabel(e): n for e, n in edges.items()}
+    for edge in steps:
+        if edge not in edges:
+            out[relabel(edge)] = 1
+    return out, {s for src, dst, _ in steps for s in (src, dst)}
 
 
 def _transition_fields(t: Any, label: str | Any) -> tuple[str, str, str]:
@@ -228,6 +277,87 @@ def _transition_fields(t: Any, label: str | Any) -> tuple[str, str, str]:
         raise ValueError(f"a transition needs a target state: {t!r}")
     src = "[*]" if src in (None, "", "[*]") else str(src)
     return src, str(dst), "" if text is None else str(text)
+
+
+# -- flowcharts --------------------------------------------------------------------------------------------------
+#: Node shapes a flowchart draws: opening and closing brackets around the quoted label.
+SHAPES: dict[str, tuple[str, str]] = {
+    "box": ('["', '"]'),
+    "decision": ('{"', '"}'),
+    "terminal": ('(["', '"])'),
+    "slanted": ('[/"', '"/]'),
+}
+
+
+@dataclass(frozen=True)
+class FlowNode:
+    """A flowchart node: a Mermaid id, the text shown, and a shape from :data:`SHAPES`."""
+
+    id: str
+    label: str
+    shape: str = "box"
+
+
+@dataclass(frozen=True)
+class FlowGroup:
+    """A subgraph: a box around nodes (and further groups)."""
+
+    id: str
+    label: str
+    children: tuple[FlowNode | FlowGroup, ...]
+
+
+@dataclass(frozen=True)
+class FlowEdge:
+    src: str
+    dst: str
+    label: str = ""
+    dashed: bool = False
+
+
+def flowchart(
+    items: Iterable[FlowNode | FlowGroup],
+    edges: Iterable[FlowEdge],
+    *,
+    direction: str = "TD",
+    classes: Mapping[str, str] | None = None,
+    members: Mapping[str, Iterable[str]] | None = None,
+    highlight_edges: Iterable[int] = (),
+    edge_style: str = TAKEN_EDGE_STYLE,
+) -> Mermaid:
+    """A ``flowchart``: nodes and groups in order, then the edges (numbered from 0 in the order given).
+
+    ``classes`` maps a class name to its style and ``members`` the class to node ids; ``highlight_edges`` are edge
+    numbers drawn with ``edge_style``.
+    """
+    lines = [f"flowchart {direction}"]
+
+    def emit(item: FlowNode | FlowGroup, indent: str) -> None:
+        if isinstance(item, FlowGroup):
+            lines.append(f'{indent}subgraph {item.id} ["{_flow_label(item.label)}"]')
+            for child in item.children:
+                emit(child, indent + "    ")
+            lines.append(f"{indent}end")
+            return
+        opening, closing = SHAPES[item.shape]
+        lines.append(f"{indent}{item.id}{opening}{_flow_label(item.label)}{closing}")
+
+    for item in items:
+        emit(item, "    ")
+    for edge in edges:
+        arrow = "-.->" if edge.dashed else "-->"
+        text = f'|"{_flow_label(edge.label)}"|' if edge.label else ""
+        lines.append(f"    {edge.src} {arrow}{text} {edge.dst}")
+    if classes:
+        lines += class_lines(classes, members or {})
+    chosen = [str(i) for i in highlight_edges]
+    if chosen:
+        lines.append(f"    linkStyle {','.join(chosen)} {edge_style}")
+    return Mermaid("\n".join(lines))
+
+
+def _flow_label(text: str) -> str:
+    return escape(text).replace('"', "'")
 
 
 # -- timelines ------------------------------------------------------------------------------------------------------

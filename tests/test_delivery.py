@@ -89,7 +89,9 @@ def env(backend, server):
     res.teardown()
 
 
-def _route(env, name, endpoint, *, rate=None, retry=None, dlq=True, headers=None, query=None, path=None, conn=None):
+def _route(
+    env, name, endpoint, *, rate=None, retry=None, dlq=True, headers=None, query=None, path=None, conn=None, **options
+):
     res = env["res"]
     dest = dl.ensure_api_destination(
         res, f"{name}-dest", connection_arn=conn or env["conn"], endpoint=endpoint, rate_limit_per_second=rate
@@ -107,6 +109,7 @@ def _route(env, name, endpoint, *, rate=None, retry=None, dlq=True, headers=None
         retry_policy=retry,
         dead_letter_queue=queue,
         tap=True,
+        **options,
     )
 
 
@@ -155,12 +158,12 @@ def test_retryable_statuses_follow_the_eventbridge_docs():
 
 
 def test_token_bucket_spaces_calls_on_a_manual_clock():
-    clock = dl.ManualClock()
-    bucket = dl.TokenBucket(4, clock=clock, sleep=clock.sleep)
+    clock = dl.ManualClock(0)  # the idempotency library's clock: sleep moves it at once
+    bucket = dl.TokenBucket(4, clock=clock)
     times = []
     for _ in range(5):
         bucket.acquire()
-        times.append(clock())
+        times.append(clock.now())
     assert times == pytest.approx([0, 0.25, 0.5, 0.75, 1.0])
 
 
@@ -231,7 +234,7 @@ def test_retries_429_and_5xx_with_seeded_backoff_and_the_same_key(env, server):
     delays = []
     for _ in range(2):
         server.script("/retry", 429, 503, 500, 200)
-        clock = dl.ManualClock()
+        clock = dl.ManualClock(0)
         dispatcher = dl.ApiDestinationDispatcher.for_route(env["backend"], route, clock=clock, seed=7, backoff_base=2.0)
         [result] = dispatcher.deliver([_event(1)])
         assert result.outcome == "delivered" and result.attempts == 4 and result.retry_attempts == 3
@@ -239,7 +242,7 @@ def test_retries_429_and_5xx_with_seeded_backoff_and_the_same_key(env, server):
         assert [a.outcome for a in dispatcher.attempts] == ["retry", "retry", "retry", "delivered"]
         waits = [a.retry_in for a in dispatcher.attempts[:3]]
         assert all(0 <= w <= 2.0 * 2**i for i, w in enumerate(waits))  # full jitter under an exponential ceiling
-        assert clock() == pytest.approx(sum(waits), abs=1e-6)
+        assert clock.now() == pytest.approx(sum(waits), abs=1e-6)
         delays.append(waits)
     assert delays[0] == delays[1]  # seeded: the same schedule every run
     keys = {r["headers"]["Idempotency-Key"] for r in server.to("/retry/")}
@@ -369,19 +372,57 @@ def test_configuration_is_read_back_from_the_backend(env, server):
 def test_input_path_sends_the_detail_and_header_values_still_come_from_the_whole_event(env, server):
     """Notebook 11's fix: InputPath $.detail makes the body the producer's payload; the key still resolves."""
     route = _route(env, "inpath", f"{server.base}/inpath/pay")
-    events = env["backend"].client("events")
-    [target] = [
-        t
-        for t in events.list_targets_by_rule(Rule=route.rule_name, EventBusName=route.bus_name)["Targets"]
-        if t["Id"] == route.target_id
-    ]
-    target["InputPath"] = "$.detail"
-    answer = events.put_targets(Rule=route.rule_name, EventBusName=route.bus_name, Targets=[target])
-    assert answer["FailedEntryCount"] == 0
-    dispatcher = dl.ApiDestinationDispatcher.for_route(env["backend"], route, clock=dl.ManualClock())
+    assert dl.read_delivery_target(env["backend"], rule=route.rule_name, bus=route.bus_name).input_path is None
+    # ensure_route again, now with input_path: the existing rule's target is changed in place
+    again = _route(env, "inpath", f"{server.base}/inpath/pay", input_path="$.detail")
+    assert (again.rule_arn, again.tap) == (route.rule_arn, route.tap)
+    dispatcher = dl.ApiDestinationDispatcher.for_route(env["backend"], again, clock=dl.ManualClock())
     assert dispatcher.target.input_path == "$.detail"
     [result] = dispatcher.deliver([_event(3)])
     assert result.outcome == "delivered"
     [request] = server.to("/inpath/")
     assert json.loads(request["body"]) == {"customID": "key-3", "order_id": "o-3"}
     assert request["headers"]["Idempotency-Key"] == "key-3"
+
+
+def test_input_path_must_be_a_jsonpath(env, server):
+    with pytest.raises(ValueError, match="not a JSONPath"):
+        _route(env, "badpath", f"{server.base}/badpath/pay", input_path="detail")
+
+
+def test_the_clock_is_the_idempotency_librarys():
+    from helpers.idempotency import clock as library_clock
+
+    assert dl.ManualClock is library_clock.ManualClock and isinstance(dl.ManualClock(), library_clock.Clock)
+
+
+def _dispatcher_with(attempts, deliveries=()):
+    # The views need only the records: a dispatcher built without a backend.
+    dispatcher = object.__new__(dl.ApiDestinationDispatcher)
+    dispatcher.attempts, dispatcher.deliveries = list(attempts), list(deliveries)
+    return dispatcher
+
+
+def test_sequence_diagram_names_events_through_the_given_function():
+    attempt = dl.Attempt("evt-0001-abcdef", 1, 0.0, 0.0, "POST", "http://h/pay", {}, 500, "dead-lettered")
+    lost = dl.Delivery("evt-0002-abcdef", "dead-lettered", 0, None)
+    dispatcher = _dispatcher_with([attempt], [lost])
+    default = dispatcher.sequence_diagram().lines
+    assert "    EB->>API: POST /pay (event evt-0001) attempt 1" in default
+    assert "    Note over EB: event evt-0002 older than MaximumEventAgeInSeconds" in default
+    names = {"evt-0001-abcdef": "the first order", "evt-0002-abcdef": "the late order"}
+    named = dispatcher.sequence_diagram(label=lambda a: "POST /pay", event=lambda i: names[i]).source
+    assert named == "\n".join(
+        [
+            "sequenceDiagram",
+            "    participant EB as EventBridge delivery",
+            "    participant API as HTTP API",
+            "    participant Q as DLQ",
+            "    EB->>API: POST /pay attempt 1",
+            "    API-->>EB: 500",
+            "    EB->>Q: the first order + error attributes",
+            "    Note over EB: the late order older than MaximumEventAgeInSeconds",
+            "    EB->>Q: the late order + error attributes",
+        ]
+    )
+    assert "evt-" not in named

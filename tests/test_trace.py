@@ -8,7 +8,19 @@ from helpers import viz
 from helpers.faults import FaultPlan, ResponseLost, WorkerCrashed, retry
 from helpers.resources import Resources
 from helpers.trace import Trace, call_label, reply_label
-from helpers.viz import Mermaid, identifier, sequence_diagram, state_diagram, timeline
+from helpers.viz import (
+    HIGHLIGHT_STYLE,
+    TAKEN_EDGE_STYLE,
+    FlowEdge,
+    FlowGroup,
+    FlowNode,
+    Mermaid,
+    flowchart,
+    identifier,
+    sequence_diagram,
+    state_diagram,
+    timeline,
+)
 
 
 # -- recording -------------------------------------------------------------------------------------------------------
@@ -321,3 +333,50 @@ def test_a_key_known_only_from_the_reply_tags_the_request_too(sqs_and_queue) -> 
     t.uninstrument()
     assert [(s.kind, s.key) for s in t] == [("call", "o-9"), ("reply", "o-9")]
     assert [s.label for s in t.view(key="o-9")] == ["ReceiveMessage", "1 message"]
+
+
+def test_state_diagram_draws_a_path_over_the_whole_machine() -> None:
+    machine = [
+        ("ABSENT", "IN_PROGRESS", "claim"),
+        ("IN_PROGRESS", "COMPLETED", "complete"),
+        ("IN_PROGRESS", "ABSENT", "release"),
+    ]
+    path = [*machine[:1], machine[2], machine[0], ("IN_PROGRESS", "LOST", "crash")]
+    assert state_diagram(machine, path=path, title="one key").lines[3:] == [
+        "stateDiagram-v2",
+        "    [*] --> ABSENT",
+        "    ABSENT --> IN_PROGRESS: claim · step 1, 3",
+        "    IN_PROGRESS --> COMPLETED: complete",
+        "    IN_PROGRESS --> ABSENT: release · step 2",
+        "    IN_PROGRESS --> LOST: crash · step 4",  # taken, though not in the machine: added
+        f"    classDef taken {HIGHLIGHT_STYLE}",
+        "    class ABSENT,IN_PROGRESS,LOST taken",
+    ]
+    marked = state_diagram([("a b", "c")], highlight=["a b"], highlight_class="now").lines
+    assert marked[-2:] == [f"    classDef now {HIGHLIGHT_STYLE}", "    class a_b now"]
+    assert "classDef" not in state_diagram(machine).source
+
+
+def test_flowchart_nodes_groups_edges_classes_and_link_styles() -> None:
+    items = [
+        FlowNode("a", 'say "hi"'),
+        FlowGroup("g", "both", (FlowNode("b", "left", "decision"), FlowNode("c", "right", "terminal"))),
+    ]
+    edges = [FlowEdge("a", "b"), FlowEdge("b", "c", "yes"), FlowEdge("a", "c", "catch #1", dashed=True)]
+    classes = {"seen": HIGHLIGHT_STYLE, "bad": "fill:red"}
+    chart = flowchart(items, edges, classes=classes, members={"seen": ["a", "b"]}, highlight_edges=[0, 1])
+    assert chart.lines == [
+        "flowchart TD",
+        """    a["say 'hi'"]""",
+        '    subgraph g ["both"]',
+        '        b{"left"}',
+        '        c(["right"])',
+        "    end",
+        "    a --> b",
+        '    b -->|"yes"| c',
+        '    a -.->|"catch #35;1"| c',
+        f"    classDef seen {HIGHLIGHT_STYLE}",
+        "    classDef bad fill:red",
+        "    class a,b seen",
+        f"    linkStyle 0,1 {TAKEN_EDGE_STYLE}",
+    ]

@@ -50,6 +50,17 @@ def test_key_is_canonical_and_any_selected_value_works():
     assert len(wf.idempotency_key(a)) == 64
 
 
+def test_the_key_uses_the_idempotency_librarys_canonical_json():
+    from decimal import Decimal
+
+    from helpers import idempotency
+
+    assert wf.canonical_json is idempotency.canonical_json  # one canonical form in the course
+    # so an amount read back from DynamoDB (a Decimal) or sent as 25.0 gives the key 25 gives
+    same = {wf.idempotency_key({"amount": v}) for v in (25, 25.0, Decimal("25"))}
+    assert len(same) == 1
+
+
 def test_status_names_written_are_the_ones_tested():
     names = wf.status_names(wf.load(IdempotencyTable="t", LedgerTable="l"))
     assert names["written"] == {"IN_PROGRESS", "SUCCEEDED", "FAILED"}
