@@ -46,6 +46,8 @@ test-embedded: lint unit nbval
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 unit: $(STAMP)
 	$(BIN)/pytest tests -q
@@ -72,13 +74,15 @@ localstack-stop:
 localstack-status:
 	bash $(LOCALSTACK) status
 
-# Authors: execute notebooks in place so their stored outputs are fresh, then commit them.
+# Authors: execute notebooks in place so their stored outputs are fresh (no per-cell timestamps), then commit them.
 notebooks: $(STAMP)
 	@for nb in $(NOTEBOOKS); do $(MAKE) --no-print-directory notebook NB=$$nb || exit 1; done
 
 notebook: $(STAMP)
 	CI=true TQDM_DISABLE=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-	  --ExecutePreprocessor.timeout=300 --ExecutePreprocessor.kernel_name=python3 $(NB)
+	  --ExecutePreprocessor.timeout=300 --ExecutePreprocessor.kernel_name=python3 \
+	  --ExecutePreprocessor.record_timing=False $(NB)
+	$(BIN)/python tools/strip_timings.py $(NB)
 
 timing-report: $(STAMP)
 	@$(BIN)/python tools/timing_report.py build

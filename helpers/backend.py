@@ -123,7 +123,7 @@ def make_moto_dynamodb_writes_atomic() -> None:
                 return __original(self, *args, **kwargs)
 
         setattr(DynamoDBBackend, name, locked)
-    DynamoDBBackend._workbook_atomic = True
+    setattr(DynamoDBBackend, "_workbook_atomic", True)  # noqa: B010 - an attribute moto does not declare
 
 
 def start_moto_server(port: int = 0) -> tuple[Any, str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,7 +170,7 @@ class Resources:
         return events.create_event_bus(Name=full, Tags=tags)["EventBusArn"]
 
     def ensure_rule(
-        self, name: str, *, bus: str, pattern: dict[str, Any], targets: list[Target] = (), description: str = ""
+        self, name: str, *, bus: str, pattern: dict[str, Any], targets: Sequence[Target] = (), description: str = ""
     ) -> str:
         """A rule with exactly this pattern and exactly these targets (stale targets are removed)."""
         events = self._client("events")

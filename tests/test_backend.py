@@ -75,9 +75,7 @@ def _closed_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.parametrize(
-    ("name", "command"), [("localstack", "docker compose up"), ("embedded", "make lab")]
-)
+@pytest.mark.parametrize(("name", "command"), [("localstack", "docker compose up"), ("embedded", "make lab")])
 def test_unreachable_endpoint_fails_fast_with_what_to_do(name: str, command: str) -> None:
     endpoint = f"http://127.0.0.1:{_closed_port()}"
     started = time.monotonic()

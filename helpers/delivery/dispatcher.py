@@ -183,7 +183,7 @@ class ApiDestinationDispatcher:
             request = build_request(self.target, item.event)
             at = self.clock.now() - self.started
             response = self.sender(request, self.timeout)
-            record = dict(
+            record: dict[str, Any] = dict(
                 event_id=event_id,
                 attempt=item.attempts,
                 at=round(at, 3),

@@ -46,7 +46,7 @@ def history_frame(events: Iterable[Mapping[str, Any]]) -> Any:
 
     rows = []
     for e in events:
-        details = next((v for k, v in e.items() if k.endswith("EventDetails")), {}) or {}
+        details: Mapping[str, Any] = next((v for k, v in e.items() if k.endswith("EventDetails")), {}) or {}
         rows.append(
             {
                 "event": e["type"],
