@@ -36,8 +36,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from helpers.idempotency.errors import SimulatedCrash
-
 T = TypeVar("T")
 
 LOSE_RESPONSE = "lose_response"
@@ -73,9 +71,13 @@ class Fault(Exception):
         super().__init__(message or self.describe())
 
     def describe(self) -> str:
-        where = f" for {self.key}" if self.key else ""
-        when = f" (attempt {self.attempt})" if self.attempt else ""
-        return f"injected fault {self.fault}{where}{when}: {DESCRIPTIONS.get(self.fault, '')}"
+        return _describe(self.fault, self.key, self.attempt)
+
+
+def _describe(fault: str, key: str, attempt: int) -> str:
+    where = f" for {key}" if key else ""
+    when = f" (attempt {attempt})" if attempt else ""
+    return f"injected fault {fault}{where}{when}: {DESCRIPTIONS.get(fault, '')}"
 
 
 class ResponseLost(Fault):
@@ -88,24 +90,22 @@ class ResponseLost(Fault):
         super().__init__(key, attempt)
 
 
-class WorkerCrashed(SimulatedCrash):
+class WorkerCrashed(BaseException):
     """The worker made its side effect and crashed before deleting / acknowledging the message.
 
-    It is the idempotency library's :class:`SimulatedCrash`, a BaseException: a process that dies runs no
+    A BaseException, like the idempotency library's ``SimulatedCrash``: a process that dies runs no
     ``except Exception`` clean-up, so a library protecting the handler must not mistake the crash for an ordinary
-    error and give its claim back (that would let the next delivery charge again at once).
+    error and give its claim back (that would let the next delivery charge again at once). It is defined here, not
+    derived from the library's class, because faults sit below the library in the helpers' layering.
     """
 
     fault = CRASH_AFTER_EFFECT
+    point = "after_effect"  # where it struck, in the library's words for crash points
 
     def __init__(self, key: str = "", attempt: int = 0, message: str = "") -> None:
-        self.attempt = attempt
-        super().__init__("after_effect", key or None)
         self.key = key
-        self.args = (message or Fault.describe(self),)  # type: ignore[arg-type]
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+        self.attempt = attempt
+        super().__init__(message or _describe(self.fault, key, attempt))
 
 
 class Throttled(Fault):
