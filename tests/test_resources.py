@@ -101,3 +101,25 @@ def test_teardown_all_finds_course_prefixes(backend) -> None:  # type: ignore[no
 def test_prefix_is_validated(bad: str, backend) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ValueError, match="prefix"):
         Resources(bad, backend)
+
+
+def test_connection_and_api_destination_are_created_and_torn_down_here(res: Resources) -> None:
+    auth = {"ApiKeyAuthParameters": {"ApiKeyName": "x-api-key", "ApiKeyValue": secrets.token_urlsafe(16)}}
+    conn = res.ensure_connection("conn", authorization_type="API_KEY", auth_parameters=auth)
+    # kept when the caller says its secret is unchanged, replaced (a new ARN) when it is not or cannot say
+    assert (
+        res.ensure_connection("conn", authorization_type="API_KEY", auth_parameters=auth, unchanged=lambda c: True)
+        == conn
+    )
+    replaced = res.ensure_connection("conn", authorization_type="API_KEY", auth_parameters=auth)
+    assert replaced != conn
+    dest = res.ensure_api_destination("dest", connection_arn=replaced, endpoint="http://127.0.0.1:9/pay")
+    again = res.ensure_api_destination(
+        "dest", connection_arn=replaced, endpoint="http://127.0.0.1:9/pay", rate_limit_per_second=2
+    )
+    events = res.backend.client("events")
+    assert again == dest and events.describe_api_destination(Name=res.name("dest"))["InvocationRateLimitPerSecond"] == 2
+    kinds = {kind for kind, _ in res.inventory()}
+    assert {"events:connection", "events:api-destination"} <= kinds
+    res.teardown()
+    assert not {kind for kind, _ in res.inventory()} & {"events:connection", "events:api-destination"}
