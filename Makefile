@@ -16,7 +16,7 @@ LOCALSTACK_ENV := WORKBOOK_BACKEND=localstack AWS_ENDPOINT_URL=http://127.0.0.1:
 # The tests that are about the backend itself; the rest of tests/ is backend-neutral and runs on the embedded one.
 LOCALSTACK_TESTS := tests/test_backend.py tests/test_resources.py tests/test_localstack_script.py
 
-.PHONY: lab test test-embedded test-localstack lint unit nbval notebooks notebook timing-report lock readme \
+.PHONY: browser-deps lab test test-embedded test-localstack lint unit nbval notebooks notebook timing-report lock readme \
 	clean-venv reset localstack-install localstack-start localstack-stop localstack-status
 
 # Create .venv from the lock when it is missing or the lock changed.
@@ -32,7 +32,7 @@ lab: $(STAMP)
 
 # Both suites: the embedded one, then LocalStack in host mode (skipped with a reason on a machine that cannot run it,
 # never under CI). One timing report for both at the end.
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	@rm -f build/timings-*.json
 	$(MAKE) --no-print-directory test-embedded
 	@if [ -n "$$CI" ] || bash $(LOCALSTACK) check >/dev/null 2>&1; then \
@@ -43,6 +43,17 @@ test: $(STAMP)
 	@$(BIN)/python tools/timing_report.py build
 
 test-embedded: lint unit nbval
+
+# The browser test (tests/test_browser.py) drives Debian's Chromium through Playwright for Python. Installed here when
+# missing and this is root (CI is); elsewhere the test is skipped with the reason.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium from Debian's packages for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "no chromium: the browser test will be skipped (Debian: sudo apt-get install chromium)"; \
+	  fi; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
