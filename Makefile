@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.8
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+# Both cores: pytest-xdist, a notebook's cells kept on one worker (loadscope); each kernel starts its own emulator.
+PARALLEL := -n 2 --dist loadscope
+# Unit tests spread one by one; those that share one expensive fixture (the browser test's lab) carry an xdist_group.
+PARALLEL_UNIT := -n 2 --dist loadgroup
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 LAB_SOLUTIONS := $(sort $(wildcard labs/*/solution*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
@@ -33,7 +37,7 @@ lab: $(STAMP)
 # Both suites: the embedded one, then LocalStack in host mode (skipped with a reason on a machine that cannot run it,
 # never under CI). One timing report for both at the end.
 test: $(STAMP) browser-deps
-	@rm -f build/timings-*.json
+	@rm -f build/timings-*.json && mkdir -p build && echo $${WORKBOOK_TEST_STARTED:-$$(date +%s)} > build/make-test.started
 	$(MAKE) --no-print-directory test-embedded
 	@if [ -n "$$CI" ] || bash $(LOCALSTACK) check >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory test-localstack; \
@@ -59,10 +63,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 unit: $(STAMP)
-	$(BIN)/pytest tests -q
+	$(BIN)/pytest tests -q $(PARALLEL_UNIT)
 
 nbval: $(STAMP)
-	CI=true TQDM_DISABLE=1 $(BIN)/pytest -q $(NBVAL) $(NOTEBOOKS) $(LAB_SOLUTIONS)
+	CI=true TQDM_DISABLE=1 $(BIN)/pytest -q $(PARALLEL) $(NBVAL) $(NOTEBOOKS) $(LAB_SOLUTIONS)
 
 # The course against LocalStack 4.14 in host mode; LocalStack is always stopped and the exit code kept.
 test-localstack: $(STAMP) localstack-install

@@ -38,7 +38,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 RUN_ALL_TIMEOUT_MS = 180_000
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(600), pytest.mark.xdist_group("browser")]
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -55,7 +55,7 @@ def _free_port() -> int:
 
 def _status(url: str) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own loopback server
+        with urllib.request.urlopen(url, timeout=5) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
