@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.8
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+# Both cores: pytest-xdist, a notebook's cells kept on one worker (loadscope); each kernel starts its own emulator.
+PARALLEL := -n 2 --dist loadscope
+# Unit tests spread one by one; those that share one expensive fixture (the browser test's lab) carry an xdist_group.
+PARALLEL_UNIT := -n 2 --dist loadgroup
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 LAB_SOLUTIONS := $(sort $(wildcard labs/*/solution*.ipynb))
 export PYTHONDONTWRITEBYTECODE := 1
@@ -16,7 +20,7 @@ LOCALSTACK_ENV := WORKBOOK_BACKEND=localstack AWS_ENDPOINT_URL=http://127.0.0.1:
 # The tests that are about the backend itself; the rest of tests/ is backend-neutral and runs on the embedded one.
 LOCALSTACK_TESTS := tests/test_backend.py tests/test_resources.py tests/test_localstack_script.py
 
-.PHONY: lab test test-embedded test-localstack lint unit nbval notebooks notebook timing-report lock readme \
+.PHONY: browser-deps lab test test-embedded test-localstack lint unit nbval notebooks notebook timing-report lock readme \
 	clean-venv reset localstack-install localstack-start localstack-stop localstack-status
 
 # Create .venv from the lock when it is missing or the lock changed.
@@ -32,8 +36,8 @@ lab: $(STAMP)
 
 # Both suites: the embedded one, then LocalStack in host mode (skipped with a reason on a machine that cannot run it,
 # never under CI). One timing report for both at the end.
-test: $(STAMP)
-	@rm -f build/timings-*.json
+test: $(STAMP) browser-deps
+	@rm -f build/timings-*.json && mkdir -p build && echo $${WORKBOOK_TEST_STARTED:-$$(date +%s)} > build/make-test.started
 	$(MAKE) --no-print-directory test-embedded
 	@if [ -n "$$CI" ] || bash $(LOCALSTACK) check >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory test-localstack; \
@@ -44,16 +48,27 @@ test: $(STAMP)
 
 test-embedded: lint unit nbval
 
+# The browser test (tests/test_browser.py) drives Debian's Chromium through Playwright for Python. Installed here when
+# missing and this is root (CI is); elsewhere the test is skipped with the reason.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium from Debian's packages for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "no chromium: the browser test will be skipped (Debian: sudo apt-get install chromium)"; \
+	  fi; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest tests -q
+	$(BIN)/pytest tests -q $(PARALLEL_UNIT)
 
 nbval: $(STAMP)
-	CI=true TQDM_DISABLE=1 $(BIN)/pytest -q $(NBVAL) $(NOTEBOOKS) $(LAB_SOLUTIONS)
+	CI=true TQDM_DISABLE=1 $(BIN)/pytest -q $(PARALLEL) $(NBVAL) $(NOTEBOOKS) $(LAB_SOLUTIONS)
 
 # The course against LocalStack 4.14 in host mode; LocalStack is always stopped and the exit code kept.
 test-localstack: $(STAMP) localstack-install

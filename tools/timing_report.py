@@ -1,4 +1,8 @@
-"""Print the per-notebook timing report that ends ``make test``: one column per backend, budgets alongside."""
+"""Print the timing report that ends ``make test``: per notebook and lab, one column per backend, with budgets.
+
+A report, not a test: the numbers of a noisy 2-core machine must not turn the suite red, so budgets are printed
+beside each number (``*`` marks one over its budget) and the totals are set against the course's budgets.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,17 @@ import re
 import sys
 from pathlib import Path
 
-BUDGETS_S = {"00": 10, "06": 30, "07": 30, "08": 30, "09": 30, "10": 45, "11": 45}
+WALL = "__wall__"
+NOTEBOOK_BUDGET_S = 30
+LONG_NOTEBOOKS = {"05", "10", "11", "12"}  # the workflow-heavy ones (issue #17)
+LONG_BUDGET_S = 45
+COURSE_BUDGET_S = 180  # every notebook and lab under nbval on the embedded backend, wall clock
+MAKE_TEST_BUDGET_S = 15 * 60  # a fresh-clone `make test`, both backends and the browser test
 
 
-def budget(path: str) -> int | None:
-    match = re.search(r"/(\d{2})_", path)
-    return BUDGETS_S.get(match.group(1)) if match else None
+def budget(path: str) -> int:
+    match = re.search(r"notebooks/(\d{2})_", path)
+    return LONG_BUDGET_S if match and match.group(1) in LONG_NOTEBOOKS else NOTEBOOK_BUDGET_S
 
 
 def main(build_dir: str) -> int:
@@ -21,11 +30,11 @@ def main(build_dir: str) -> int:
         print("timing report: no notebook timings recorded")
         return 0
     runs = {f.stem.removeprefix("timings-"): json.loads(f.read_text()) for f in files}
-    paths = sorted({p for run in runs.values() for p in run})
+    paths = sorted({p for run in runs.values() for p in run if p != WALL})
     backends = sorted(runs)
     width = max(len(p) for p in paths)
-    print("\nnotebook timing report (seconds under nbval; budget from the issues)")
-    print(f"{'notebook':<{width}}  " + "  ".join(f"{b:>10}" for b in backends) + "  budget")
+    print("\ntiming report (seconds under nbval, per notebook and lab; * over budget, ! failed)")
+    print(f"{'notebook or lab':<{width}}  " + "  ".join(f"{b:>10}" for b in backends) + "  budget")
     for path in paths:
         cells = []
         for b in backends:
@@ -33,12 +42,28 @@ def main(build_dir: str) -> int:
             if entry is None:
                 cells.append(f"{'-':>10}")
                 continue
-            flag = "" if entry["passed"] else "!"
-            over = "*" if budget(path) and entry["seconds"] > budget(path) else ""
-            cells.append(f"{entry['seconds']:>9.1f}{flag or over or ' '}")
-        limit = budget(path)
-        print(f"{path:<{width}}  " + "  ".join(cells) + f"  {limit if limit else '-':>6}")
-    print("(* over budget, ! failed)")
+            flag = "!" if not entry["passed"] else "*" if entry["seconds"] > budget(path) else " "
+            cells.append(f"{entry['seconds']:>9.1f}{flag}")
+        print(f"{path:<{width}}  " + "  ".join(cells) + f"  {budget(path):>6}")
+    sums = [sum(v["seconds"] for k, v in runs[b].items() if k != WALL) for b in backends]
+    walls = [runs[b].get(WALL) for b in backends]
+    print(f"{'sum of the above':<{width}}  " + "  ".join(f"{s:>9.1f} " for s in sums))
+    print(
+        f"{'wall clock (both cores)':<{width}}  "
+        + "  ".join(f"{w:>9.1f} " if w is not None else f"{'-':>10}" for w in walls)
+        + f"  {COURSE_BUDGET_S:>6} (embedded)"
+    )
+    embedded = runs.get("embedded", {}).get(WALL)
+    if embedded is not None:
+        verdict = "within" if embedded <= COURSE_BUDGET_S else "OVER"
+        print(f"whole course on the embedded backend: {embedded:.0f} s, {verdict} its {COURSE_BUDGET_S} s budget")
+    started = Path(build_dir) / "make-test.started"
+    if started.exists():
+        import time
+
+        elapsed = time.time() - float(started.read_text())
+        verdict = "within" if elapsed <= MAKE_TEST_BUDGET_S else "OVER"
+        print(f"make test so far: {elapsed / 60:.1f} min, {verdict} its {MAKE_TEST_BUDGET_S // 60} min budget")
     return 0
 
 
