@@ -93,9 +93,7 @@ def features(definition: Mapping[str, Any]) -> dict[str, int]:
 def integrations(definition: Mapping[str, Any]) -> list[str]:
     """The service integrations the Task states call, e.g. ``dynamodb:putItem``, in order of first use."""
     found = [
-        s["Resource"].removeprefix("arn:aws:states:::")
-        for _, s, _ in iter_states(definition)
-        if s["Type"] == "Task"
+        s["Resource"].removeprefix("arn:aws:states:::") for _, s, _ in iter_states(definition) if s["Type"] == "Task"
     ]
     return list(dict.fromkeys(found))
 
@@ -157,18 +155,25 @@ _SERVICES = {"dynamodb": "DynamoDB", "sqs": "SQS", "events": "EventBridge", "sta
 
 
 def history_trace(events: Iterable[Mapping[str, Any]], actor: str = "workflow", *, key: str = "") -> Trace:
-    """The service calls an execution made, from its history: request, and success, failure or time-out."""
+    """The service calls an execution made, from its history: each request and its success, failure or time-out.
+
+    A result is matched to its request through ``previousEventId`` (Parallel branches interleave their events).
+    """
     trace = Trace(actor)
-    open_calls: list[tuple[str, str]] = []
+    events = list(events)
+    previous = {e["id"]: e.get("previousEventId") for e in events}
+    scheduled: dict[int, str] = {}
     for e in events:
         kind = e["type"]
         if kind == "TaskScheduled":
             d = e["taskScheduledEventDetails"]
-            service = _SERVICES.get(d["resourceType"], d["resourceType"])
-            trace.record(actor, service, d["resource"], key=key)
-            open_calls.append((service, d["resource"]))
-        elif kind in ("TaskSucceeded", "TaskFailed", "TaskTimedOut") and open_calls:
-            service, resource = open_calls.pop(0)
+            scheduled[e["id"]] = _SERVICES.get(d["resourceType"], d["resourceType"])
+            trace.record(actor, scheduled[e["id"]], d["resource"], key=key)
+        elif kind in ("TaskSucceeded", "TaskFailed", "TaskTimedOut"):
+            origin = e.get("previousEventId")
+            while origin is not None and origin not in scheduled:
+                origin = previous.get(origin)
+            service = scheduled.get(origin, "service") if origin is not None else "service"
             if kind == "TaskSucceeded":
                 trace.reply(service, actor, "ok", key=key)
             elif kind == "TaskFailed":
@@ -403,3 +408,70 @@ class PaymentWorker:
             self.trace.error("Step Functions", self.name, code, key=order_id)
             return code
         return "accepted"
+
+    def fail_by_hand(self, order_id: str, *, error: str = "AnsweredByHand", cause: str = "") -> None:
+        """What an operator does with a callback nobody answers: fail the task with its token (the Catch then runs)."""
+        self.sfn.send_task_failure(taskToken=self.tokens[order_id], error=error, cause=cause or "failed by hand")
+        self.trace.record("operator", "Step Functions", f"SendTaskFailure {error}", key=order_id)
+
+
+# -- deploying the notebook's state machines ----------------------------------------------------------------------
+@dataclass
+class Machines:
+    """The state machines of notebook 05 and the resources they call, deployed under one prefix (idempotent).
+
+    Shares the orders table, the ledger table and the bus with the choreography (:class:`helpers.choreography.Shop`),
+    so both styles write to the same stores and can be compared.
+    """
+
+    resources: Any
+    orders_table: str
+    ledger_table: str
+    bus: str
+    heartbeat_seconds: int = 2
+    callback_timeout_seconds: int = 30
+    arns: dict[str, str] = field(default_factory=dict)
+    definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def deploy(self, stock: Mapping[str, int]) -> None:
+        r = self.resources
+        self.stock_table = r.ensure_table("stock", partition_key="sku")
+        self.set_stock(stock)
+        self.warehouse = r.ensure_queue("warehouse")
+        self.payment_requests = r.ensure_queue("payment-requests")
+        self.definitions["order-process"] = load(
+            "order_process",
+            OrdersTable=self.orders_table,
+            LedgerTable=self.ledger_table,
+            StockTable=self.stock_table,
+            WarehouseQueueUrl=self.warehouse.url,
+            BusName=self.bus,
+        )
+        callback = load(
+            "payment_callback", PaymentRequestsQueueUrl=self.payment_requests.url, OrdersTable=self.orders_table
+        )
+        task = callback["States"]["Ask payments and wait"]
+        task["HeartbeatSeconds"] = self.heartbeat_seconds
+        task["TimeoutSeconds"] = self.callback_timeout_seconds
+        self.definitions["payment-callback"] = callback
+        self.definitions["pack-job"] = load("pack_job")
+        self.definitions["emit-and-wait"] = load("emit_and_wait", BusName=self.bus, OrdersTable=self.orders_table)
+        for name in ("order-process", "payment-callback", "pack-job", "emit-and-wait"):
+            self.arns[name] = r.ensure_state_machine(name, self.definitions[name])
+        self.definitions["run-job"] = load("run_job", PackJobArn=self.arns["pack-job"])
+        self.arns["run-job"] = r.ensure_state_machine("run-job", self.definitions["run-job"])
+
+    def update(self, name: str, definition: Mapping[str, Any]) -> None:
+        """Deploy a new version of a machine (UpdateStateMachine): the change to the process is this one call."""
+        self.arns[name] = self.resources.ensure_state_machine(name, dict(definition))
+        self.definitions[name] = dict(definition)
+
+    def set_stock(self, stock: Mapping[str, int]) -> None:
+        ddb = self.resources.backend.client("dynamodb")
+        for sku, available in stock.items():
+            ddb.put_item(TableName=self.stock_table, Item={"sku": {"S": sku}, "available": {"N": str(available)}})
+
+    def stock(self) -> dict[str, int]:
+        ddb = self.resources.backend.client("dynamodb")
+        items = ddb.scan(TableName=self.stock_table, ConsistentRead=True)["Items"]
+        return {i["sku"]["S"]: int(i["available"]["N"]) for i in sorted(items, key=lambda i: i["sku"]["S"])}
