@@ -30,6 +30,7 @@ from typing import Any
 
 from helpers import viz
 from helpers.backend import Backend
+from helpers.resources import Queue, Resources
 from helpers.trace import Trace
 
 ASL_DIR = Path(__file__).parent / "orchestration_asl"
@@ -424,7 +425,7 @@ class Machines:
     so both styles write to the same stores and can be compared.
     """
 
-    resources: Any
+    resources: Resources
     orders_table: str
     ledger_table: str
     bus: str
@@ -432,6 +433,9 @@ class Machines:
     callback_timeout_seconds: int = 30
     arns: dict[str, str] = field(default_factory=dict)
     definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stock_table: str = ""
+    warehouse: Queue | None = None
+    payment_requests: Queue | None = None
 
     def deploy(self, stock: Mapping[str, int]) -> None:
         r = self.resources
@@ -455,7 +459,10 @@ class Machines:
         task["TimeoutSeconds"] = self.callback_timeout_seconds
         self.definitions["payment-callback"] = callback
         self.definitions["pack-job"] = load("pack_job")
-        self.definitions["emit-and-wait"] = load("emit_and_wait", BusName=self.bus, OrdersTable=self.orders_table)
+        emit = load("emit_and_wait", BusName=self.bus, OrdersTable=self.orders_table)
+        # An event may have no listener at all: without a timeout nobody would ever answer this task.
+        emit["States"]["Request shipment and wait"]["TimeoutSeconds"] = self.callback_timeout_seconds
+        self.definitions["emit-and-wait"] = emit
         for name in ("order-process", "payment-callback", "pack-job", "emit-and-wait"):
             self.arns[name] = r.ensure_state_machine(name, self.definitions[name])
         self.definitions["run-job"] = load("run_job", PackJobArn=self.arns["pack-job"])
