@@ -19,11 +19,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from helpers.idempotency.errors import MalformedPayload, StoreUnavailable, TerminalError
+from .errors import MalformedPayload, StoreUnavailable, TerminalError
 
 if TYPE_CHECKING:
-    from helpers.idempotency.config import WaitPolicy
-    from helpers.idempotency.core import Idempotency, Outcome
+    from .config import WaitPolicy
+    from .core import Idempotency, Outcome
 
 DONE = ("processed", "replayed", "terminal")
 
