@@ -6,7 +6,7 @@ the clock, claim with another, then watch the first one's completion be refused.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import EffectFailed
 from .outcome import Attempt, Outcome
@@ -113,7 +113,7 @@ class Guard:
     def __enter__(self) -> Guard:
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if self.finished:
             return False
         if exc is None:

@@ -74,7 +74,7 @@ class HttpResponse:
 
     @property
     def replayed(self) -> bool:
-        return header_value(self.headers, REPLAYED_HEADER) == "true"
+        return bool(header_value(self.headers, REPLAYED_HEADER) == "true")
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None

@@ -13,6 +13,7 @@ Accepts a Lambda event (``{"Records": [...]}``), a list of Lambda records, or me
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -135,7 +136,7 @@ def process_sqs_batch(
         try:
             data = payload(record)
             explicit = token(record) if token is not None else None
-            outcome = idem.execute(data, lambda data=data: handler(data), token=explicit, worker=worker, wait=wait)
+            outcome = idem.execute(data, functools.partial(handler, data), token=explicit, worker=worker, wait=wait)
         except TerminalError as exc:
             report.results.append(RecordResult(mid, "terminal", record, error=exc))
             continue

@@ -31,7 +31,6 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ..errors import (
-    ConfigurationError,
     EffectFailed,
     ItemTooLarge,
     LeaseLost,
@@ -64,8 +63,8 @@ def _ttl(expires_at: float) -> dict[str, str]:
 
 
 class DynamoDBStore(Store):
-    """Records in one DynamoDB table. ``client`` is any boto3 DynamoDB client (pass one: the fallback, a client
-    from a sibling ``helpers.backend`` module, exists only where this folder was first written)."""
+    """Records in one DynamoDB table. ``client`` is any boto3 DynamoDB client (default: ``boto3.client("dynamodb")``
+    with the usual AWS configuration: region, credentials and ``AWS_ENDPOINT_URL`` from the environment)."""
 
     name = "dynamodb"
     max_item_bytes = DYNAMODB_ITEM_BYTES
@@ -101,15 +100,11 @@ class DynamoDBStore(Store):
 
     @property
     def client(self) -> Any:
-        """The injected client, or (lazily) a ``helpers.backend`` module's if the project has one."""
+        """The injected client, or (lazily) ``boto3.client("dynamodb")`` from the usual AWS configuration."""
         if self._client is None:
-            try:
-                from helpers import backend  # type: ignore[import-not-found,unused-ignore]
-            except ImportError:  # copied into a project without that module: a client must be passed
-                raise ConfigurationError(
-                    "DynamoDBStore needs a client: DynamoDBStore(table, client=boto3.client('dynamodb'))"
-                ) from None
-            self._client = backend.client("dynamodb")
+            import boto3
+
+            self._client = boto3.client("dynamodb")
         return self._client
 
     def _endpoint(self) -> str:
@@ -134,7 +129,8 @@ class DynamoDBStore(Store):
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         """One API call; conditional failures come back as ClientError for the caller, the rest become typed."""
         try:
-            return getattr(self.client, op)(**kwargs)
+            response: dict[str, Any] = getattr(self.client, op)(**kwargs)
+            return response
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
