@@ -490,10 +490,14 @@ class Idempotency:
             try:
                 self._store(call, "release", self.store.release, call.key, call.owner, now=now)
             except LeaseLost as lost:
-                self._count("lease_lost")
-                self._log_lease_lost(call, lost, now, "release")
-                state = _state(lost.current, now)
-                raise self._fail_with(call, lost) from exc
+                if lost.current is not None:
+                    self._count("lease_lost")
+                    self._log_lease_lost(call, lost, now, "release")
+                    state = _state(lost.current, now)
+                    raise self._fail_with(call, lost) from exc
+                # the record is gone, as a release leaves it: our own delete retried by the SDK after its answer
+                # was lost, or a record that expired and was removed; either way the key is free
+                self._count("own_write_recognised")
             state = ABSENT
             self._count("released")
             self._log(call, Status.IN_PROGRESS.value, ABSENT, "release", f"retryable {type(exc).__name__}")

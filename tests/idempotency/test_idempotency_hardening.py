@@ -244,12 +244,15 @@ class RetriedMemoryStore(MemoryStore):
     def commit(self, record, effect, *, now, owner=None):
         return self._twice("commit", super().commit, record, effect, now=now, owner=owner)
 
+    def release(self, key, owner, *, now):
+        return self._twice("release", super().release, key, owner, now=now)
+
 
 @pytest.fixture(params=["memory", "dynamodb"])
 def retried_store(request: pytest.FixtureRequest) -> Any:
     def make(*ops: str) -> Any:
         if request.param == "memory":
-            names = {"put_item": "claim", "transact_write_items": "commit"}
+            names = {"put_item": "claim", "transact_write_items": "commit", "delete_item": "release"}
             return RetriedMemoryStore(*(names.get(o, o) for o in ops))
         real = request.getfixturevalue("ddb_store")
         return DynamoDBStore(real.table_name, client=RetriedAfterLostAnswer(real.client, *ops))
@@ -287,6 +290,15 @@ def test_a_completion_retried_after_its_answer_was_lost_is_not_lease_lost(ddb_st
             idem.execute(ORDER, raising(TerminalError("declined")))
         assert not info.value.replayed
         assert idem.lookup(ORDER).status is Status.FAILED
+
+
+def test_a_release_retried_after_its_answer_was_lost_frees_the_key(retried_store):
+    store = retried_store("delete_item")
+    idem = Idempotency(store=store, clock=ManualClock(), token_field="idempotency_key")
+    with pytest.raises(RuntimeError, match="gateway timeout") as info:
+        idem.execute(ORDER, raising(RuntimeError("gateway timeout")))
+    assert info.value.idempotency_state == "ABSENT"
+    assert idem.execute(ORDER, lambda: "second try").value == "second try"
 
 
 def test_a_memory_completion_retried_after_its_answer_was_lost_is_not_lease_lost():
