@@ -145,6 +145,9 @@ def process_sqs_batch(
             stop_reason = exc
             continue
         except Exception as exc:
+            if getattr(exc, "idempotency_state", None) == "FAILED":  # a class listed in terminal_errors: stored
+                report.results.append(RecordResult(mid, "terminal", record, error=exc))
+                continue
             report.results.append(RecordResult(mid, "failed", record, error=exc))
             if fifo:
                 stop_reason = exc

@@ -370,6 +370,18 @@ def test_http_answers_a_terminal_error_with_the_same_status_first_and_on_replay(
     assert [a.replayed for a in answers] == [False, True, True]
 
 
+def test_an_sqs_batch_treats_a_listed_terminal_error_as_done_first_time_and_on_replay():
+    from helpers.idempotency import process_sqs_batch
+
+    idem = Idempotency(
+        store=MemoryStore(), clock=ManualClock(), token_field="key", terminal_errors=(InsufficientFunds,)
+    )
+    event = {"Records": [{"messageId": "m-1", "body": json.dumps({"key": "k-1"})}]}
+    for _ in range(2):
+        report = process_sqs_batch(idem, event, raising(InsufficientFunds("balance 3")))
+        assert [r.status for r in report.results] == ["terminal"] and report.response == {"batchItemFailures": []}
+
+
 def test_http_says_released_only_when_the_key_was_released():
     class NoRelease(MemoryStore):
         def release(self, key, owner, *, now):
