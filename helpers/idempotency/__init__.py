@@ -28,6 +28,7 @@ from .errors import (
     IdempotencyError,
     InProgress,
     InvalidKey,
+    ItemTooLarge,
     KeyMissing,
     LeaseLost,
     MalformedPayload,
@@ -41,7 +42,7 @@ from .errors import (
     TerminalError,
 )
 from .hooks import HOOK_POINTS, FaultHooks, HookContext
-from .http import HttpRequest, HttpResponse, handle_http
+from .http import HttpRequest, HttpResponse, handle_http, parse_sf_string
 from .keys import Identity, canonical_json, fingerprint
 from .record import ABSENT, EXPIRED, Record, Status
 from .sqs_batch import BatchReport, RecordResult, process_sqs_batch
@@ -71,6 +72,7 @@ __all__ = [
     "Identity",
     "InProgress",
     "InvalidKey",
+    "ItemTooLarge",
     "KeyMissing",
     "LeaseLost",
     "LocalCache",
@@ -99,5 +101,6 @@ __all__ = [
     "handle_http",
     "idempotent",
     "last_outcome",
+    "parse_sf_string",
     "process_sqs_batch",
 ]
