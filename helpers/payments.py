@@ -7,12 +7,19 @@ another payload, and the first response replayed with ``Idempotent-Replayed: tru
 
 The body is a charge ``{"orderId": "o-1", "amount": 25}``, or an EventBridge event whose ``detail`` holds one (what
 an API destination sends). Faults for the demos (slow, 5xx, 429, a lost response) are set on ``api.faults``.
+
+It is a real server, so bad requests get real answers (this helper's limits, not AWS's): a body of at most
+``MAX_BODY_BYTES`` (else 413), sent as JSON (another declared type: 415; no type: read as JSON), framed by a valid
+``Content-Length`` (else 400; none with a body: 411), to a route that allows the method (else 405 with ``Allow``).
+A client that stops sending mid-request is timed out after ``request_timeout`` seconds (408), and the listen
+backlog holds a burst of ``BACKLOG`` connections, so hundreds of concurrent clients are served at once.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -21,12 +28,44 @@ from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from helpers.idempotency import DynamoDBStore, HttpRequest, HttpResponse, Idempotency, IdempotencyConfig, handle_http
-from helpers.idempotency.http import problem
+from helpers.idempotency import (
+    DynamoDBStore,
+    HttpRequest,
+    HttpResponse,
+    Idempotency,
+    IdempotencyConfig,
+    InvalidKey,
+    handle_http,
+)
+from helpers.idempotency.http import parse_sf_string, problem
 from helpers.ledger import Ledger
 
 HOST = "127.0.0.1"
 DAY_S = 24 * 3600.0
+#: The largest request body this helper reads (a charge is ~100 bytes; an EventBridge event a few KB).
+MAX_BODY_BYTES = 64 * 1024
+#: Connections the kernel queues while every handler thread is busy (the stdlib default of 5 makes a burst wait).
+BACKLOG = 1024
+ROUTES: dict[str, tuple[str, ...]] = {"/charges": ("POST",), "/health": ("GET", "HEAD")}
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading server with a listen backlog that holds a burst of clients."""
+
+    request_queue_size = BACKLOG
+    daemon_threads = True
+    block_on_close = False
+
+
+class _Reject(Exception):
+    """A request refused before it reaches the idempotency layer, with its response."""
+
+    def __init__(self, response: HttpResponse, note: str, *, close: bool = True) -> None:
+        super().__init__(note)
+        self.response = response
+        self.note = note
+        self.close = close
 
 
 @dataclass
@@ -99,10 +138,13 @@ class PaymentsApi:
         table: str = "payments-idempotency",
         port: int = 0,
         api_key: tuple[str, str] | None = None,
+        request_timeout: float = 10.0,
     ) -> None:
         """``api_key=(header, value)``: requests to /charges must carry it (what an EventBridge connection with
-        API-key auth sends); the value is kept in memory only and never logged."""
+        API-key auth sends); the value is kept in memory only and never logged. ``request_timeout``: seconds a
+        client may take to send its request (a half-sent request is answered 408 and closed)."""
         self.ledger = ledger
+        self.request_timeout = request_timeout
         self._api_key = api_key
         self.faults = ApiFaults()
         self.expires_after = expires_after
@@ -130,18 +172,14 @@ class PaymentsApi:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                api._serve(self)
-
-            def do_GET(self) -> None:
-                api._serve(self)
+            timeout = api.request_timeout  # applies to every read: request line, headers and body
 
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: request logs on stderr would leak into notebook outputs."""
 
-        self._server = ThreadingHTTPServer((HOST, self._port), Handler)
-        self._server.daemon_threads = True
+        for method in METHODS:
+            setattr(Handler, f"do_{method}", lambda handler: api._serve(handler))
+        self._server = _Server((HOST, self._port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="payments-api", daemon=True)
         self._thread.start()
         return self
@@ -183,51 +221,123 @@ class PaymentsApi:
         return pd.DataFrame(rows, columns=["n", "method", "path", "key", "status", "replayed", "note"])
 
     # -- request handling -----------------------------------------------------------------------------------------
+    def _read_body(self, http: BaseHTTPRequestHandler) -> bytes:
+        """The body, framed by a valid Content-Length of at most MAX_BODY_BYTES; _Reject otherwise."""
+        if http.headers.get("Transfer-Encoding"):
+            raise _Reject(
+                problem(411, "length_required", "Length required", "send the body with a Content-Length"),
+                "rejected: no Content-Length",
+                close=True,
+            )
+        lengths = http.headers.get_all("Content-Length") or []
+        if not lengths:
+            if http.command == "POST":
+                detail = "send a Content-Length (0 for an empty body)"
+                raise _Reject(problem(411, "length_required", "Length required", detail), "rejected: no length")
+            return b""
+        text = lengths[0].strip()
+        if len(set(lengths)) != 1 or not text.isascii() or not text.isdigit():
+            detail = f"Content-Length must be one non-negative whole number, got {', '.join(lengths)!r}"
+            raise _Reject(problem(400, "bad_content_length", "Bad request", detail), "rejected: bad length", close=True)
+        length = int(text)
+        if length > MAX_BODY_BYTES:
+            detail = f"the body is {length} bytes; this API accepts at most {MAX_BODY_BYTES}"
+            raise _Reject(
+                problem(413, "body_too_large", "Content too large", detail), "rejected: too large", close=True
+            )
+        try:
+            body = http.rfile.read(length) if length else b""
+        except TimeoutError:
+            body = b""
+        if len(body) < length:
+            detail = f"the body stopped after {len(body)} of {length} bytes (timeout {self.request_timeout}s)"
+            raise _Reject(problem(408, "request_timeout", "Request timeout", detail), "rejected: timeout", close=True)
+        return body
+
+    def _check_route(self, http: BaseHTTPRequestHandler) -> None:
+        path = http.path.split("?", 1)[0]
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            detail = f"{http.command} {http.path}: use POST /charges"
+            raise _Reject(problem(404, "not_found", "Not found", detail), "rejected: no such route")
+        if http.command not in allowed:
+            detail = f"{path} allows {', '.join(allowed)}"
+            headers = {"Allow": ", ".join(allowed)}
+            raise _Reject(problem(405, "method_not_allowed", "Method not allowed", detail, headers), "rejected: method")
+        if path == "/charges":
+            ctype = (http.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+            if ctype and ctype != "application/json" and not ctype.endswith("+json"):
+                detail = f"send the charge as application/json, not {ctype!r}"
+                raise _Reject(
+                    problem(415, "unsupported_media_type", "Unsupported media type", detail), "rejected: type"
+                )
+
+    def _authorised(self, http: BaseHTTPRequestHandler) -> bool:
+        if self._api_key is None:
+            return True
+        sent = http.headers.get(self._api_key[0], "")
+        # bytes, so a non-ASCII header value compares (and fails) instead of raising TypeError
+        return hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), self._api_key[1].encode("utf-8"))
+
     def _serve(self, http: BaseHTTPRequestHandler) -> None:
-        length = int(http.headers.get("Content-Length") or 0)
-        body = http.rfile.read(length) if length else b""
-        headers = {k: v for k, v in http.headers.items()}
         key = http.headers.get("Idempotency-Key")
         note = ""
-        if http.path == "/health":
-            response = HttpResponse(200, {"Content-Type": "application/json"}, b'{"status":"ok"}')
-        elif http.path != "/charges" or http.command != "POST":
-            response = problem(404, "not_found", "Not found", f"{http.command} {http.path}: use POST /charges")
-        elif self._api_key is not None and not hmac.compare_digest(
-            http.headers.get(self._api_key[0], ""), self._api_key[1]
-        ):
-            note = "rejected: missing or wrong API key"
-            detail = f"send the API key in the {self._api_key[0]} header"
-            response = problem(401, "unauthorized", "Unauthorized", detail)
-        elif key is not None and key.strip().startswith("$."):
+        try:
+            self._check_route(http)
+            body = self._read_body(http)
+            response, note = self._respond(http, body, key)
+        except _Reject as rejected:
+            response, note = rejected.response, rejected.note
+            if rejected.close:
+                http.close_connection = True
+                response.headers["Connection"] = "close"
+        except Exception as exc:  # the promise: every request gets an answer
+            response = problem(500, "internal_error", "Internal error", f"{type(exc).__name__} while serving")
+            note = "error: " + type(exc).__name__
+        if response is None:  # the lost-response fault: the connection was dropped on purpose
+            return
+        self._record(http, key, response, note)
+        try:
+            http.send_response(response.status)
+            for name, value in response.headers.items():
+                http.send_header(name, value)
+            http.send_header("Content-Length", str(len(response.body)))
+            http.end_headers()
+            if http.command != "HEAD":
+                http.wfile.write(response.body)
+        except OSError:
+            http.close_connection = True  # the client went away; nothing to tell it
+
+    def _respond(self, http: BaseHTTPRequestHandler, body: bytes, key: str | None) -> tuple[Any, str]:
+        if http.path.split("?", 1)[0] == "/health":
+            return HttpResponse(200, {"Content-Type": "application/json"}, b'{"status":"ok"}'), ""
+        if not self._authorised(http):
+            detail = f"send the API key in the {self._api_key[0] if self._api_key else ''} header"
+            return problem(401, "unauthorized", "Unauthorized", detail), "rejected: missing or wrong API key"
+        if key is not None and key.strip().startswith("$."):
             # An API destination whose header value was sent literally (an emulator that does not resolve JSONPath):
             # every event would share this one "key". Refusing it keeps charges correct and says what went wrong.
-            note = "rejected: unresolved JSONPath as key"
-            response = problem(
+            return problem(
                 400,
                 "idempotency_key_unresolved",
                 "Idempotency-Key is an unresolved JSONPath",
                 f"Idempotency-Key is {key!r}: the sender did not resolve it from the event. Send the event's value.",
-            )
-        elif (status := self.faults.next_status()) is not None:
-            note = "fault: injected before charging"
+            ), "rejected: unresolved JSONPath as key"
+        if (status := self.faults.next_status()) is not None:
             headers_out = {"Retry-After": "1"} if status in (429, 503) else {}
             response = problem(status, "injected_fault", "Injected fault", f"the demo answers {status}", headers_out)
-        else:
-            response = handle_http(self.idempotency, http.command, http.path, headers, body, self._charge)
-            note = _describe(response)
-            if response.status < 500 and self.faults.take_lost_response():
-                self._record(http, key, response, "fault: charged, response lost")
-                http.close_connection = True
-                http.connection.shutdown(2)  # the client sees the connection drop, never the response
-                return
-        self._record(http, key, response, note)
-        http.send_response(response.status)
-        for name, value in response.headers.items():
-            http.send_header(name, value)
-        http.send_header("Content-Length", str(len(response.body)))
-        http.end_headers()
-        http.wfile.write(response.body)
+            return response, "fault: injected before charging"
+        headers: dict[str, Any] = dict(http.headers.items())
+        keys = http.headers.get_all("Idempotency-Key") or []
+        if len(keys) > 1:
+            headers["Idempotency-Key"] = keys  # the glue answers 400: one request, one key
+        response = handle_http(self.idempotency, http.command, http.path, headers, body, self._charge)
+        if response.status < 500 and self.faults.take_lost_response():
+            self._record(http, key, response, "fault: charged, response lost")
+            http.close_connection = True
+            http.connection.shutdown(socket.SHUT_RDWR)  # the client sees the connection drop, never the response
+            return None, ""
+        return response, _describe(response)
 
     def _record(self, http: BaseHTTPRequestHandler, key: str | None, response: HttpResponse, note: str) -> None:
         with self._served_lock:
@@ -239,8 +349,8 @@ class PaymentsApi:
         """The side effect: one ledger row. Runs only for the first request with a key (or after a release)."""
         try:
             body = request.json()
-        except ValueError:
-            return problem(400, "malformed_body", "Bad request", "the body must be JSON")
+        except ValueError as exc:  # bad JSON, bad UTF-8, nesting too deep (MalformedPayload is a ValueError)
+            return problem(400, "malformed_body", "Bad request", f"the body must be JSON: {exc}")
         charge = body.get("detail") if isinstance(body, dict) and isinstance(body.get("detail"), dict) else body
         if not isinstance(charge, dict):
             return problem(400, "malformed_body", "Bad request", 'send {"orderId": "...", "amount": 25}')
@@ -253,7 +363,7 @@ class PaymentsApi:
             return problem(400, "invalid_charge", "Bad request", "a charge needs an orderId and a positive amount")
         if self.faults.delay_s:
             time.sleep(self.faults.delay_s)
-        key = request.header("Idempotency-Key") or ""
+        key = _ledger_key(request.header("Idempotency-Key") or "")
         charge_id = self.ledger.charge(order_id, amount, by="payments-api", key=key)
         result = {"chargeId": charge_id, "orderId": order_id, "amount": float(amount), "status": "succeeded"}
         return HttpResponse(201, {"Content-Type": "application/json"}, json.dumps(result).encode())
@@ -268,3 +378,11 @@ def _describe(response: HttpResponse) -> str:
         409: "rejected: first request still in progress",
         422: "rejected: key reused with another payload",
     }.get(response.status, "")
+
+
+def _ledger_key(raw: str) -> str:
+    """The key as the client meant it (the sf-string's content), to tag the ledger row."""
+    try:
+        return parse_sf_string(raw) if raw.strip().startswith('"') else raw.strip()
+    except InvalidKey:
+        return raw

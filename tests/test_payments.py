@@ -203,3 +203,139 @@ def test_an_api_key_is_required_when_configured(backend) -> None:  # type: ignor
         assert api.ledger.charges_per_order() == {"o-1": 1}
         assert value not in repr(api.served)
     resources.teardown()
+
+
+# ---------------------------------------------------------------- a real server under load and bad input (issue 10)
+
+
+def raw_request(api: PaymentsApi, data: bytes, *, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client library to fix them up) and read one response."""
+    import http.client
+
+    with socket.create_connection(("127.0.0.1", api.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, dict(response.getheaders()), response.read()
+
+
+def charge_request(body: bytes, *, headers: dict[str, str] | None = None, length: str | None = None) -> bytes:
+    lines = ["POST /charges HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json", "Idempotency-Key: k-raw"]
+    for name, value in (headers or {}).items():
+        lines = [line for line in lines if not line.lower().startswith(name.lower() + ":")] + [f"{name}: {value}"]
+    lines.append(f"Content-Length: {len(body) if length is None else length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+@pytest.mark.parametrize(
+    ("data", "status"),
+    [
+        (charge_request(b'{"orderId":"o","amount":1}', length="-5"), 400),
+        (charge_request(b'{"orderId":"o","amount":1}', length="abc"), 400),
+        (charge_request(b'{"orderId":"o","amount":1}', length="1e3"), 400),
+        (charge_request(b"x" * 70_000), 413),
+        (charge_request(b"[" * 20_000 + b"]" * 20_000), 400),
+        (charge_request(b'{"orderId":"o\xff\xfe","amount":1}'), 400),
+        (charge_request(b"orderId=o&amount=1", headers={"Content-Type": "application/x-www-form-urlencoded"}), 415),
+        (charge_request(b"{}", headers={"Idempotency-Key": '"unterminated'}), 400),
+        (charge_request(b"{}", headers={"Idempotency-Key": '"a", "b"'}), 400),
+        (charge_request(b"{}", headers={"Idempotency-Key": "caf\u00e9"}), 400),
+        (b"POST /charges HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k\r\n\r\n", 411),
+        (b"POST /charges HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411),
+    ],
+    ids=[
+        "negative-length",
+        "text-length",
+        "float-length",
+        "too-large",
+        "deep-json",
+        "not-utf8",
+        "form-body",
+        "unterminated-key",
+        "two-keys",
+        "non-ascii-key",
+        "no-length",
+        "chunked",
+    ],
+)
+def test_every_malformed_request_gets_its_status(api: PaymentsApi, data: bytes, status: int) -> None:
+    got, headers, body = raw_request(api, data)
+    assert got == status, body
+    assert headers["Content-Type"] == "application/problem+json"
+    assert api.ledger.count() == 0
+
+
+def test_a_method_the_route_does_not_allow_is_405_with_allow(api: PaymentsApi) -> None:
+    got, headers, _ = raw_request(api, b"PUT /charges HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert got == 405 and headers["Allow"] == "POST"
+    got, headers, _ = raw_request(api, b"DELETE /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert got == 405 and headers["Allow"] == "GET, HEAD"
+    assert raw_request(api, b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 404
+
+
+def test_a_non_ascii_api_key_is_401_not_a_crash(backend) -> None:  # type: ignore[no-untyped-def]
+    import secrets
+
+    resources = Resources("t-pay4", backend)
+    resources.teardown()
+    with PaymentsApi(Ledger(resources), api_key=("x-api-key", secrets.token_urlsafe(16))) as api:
+        data = charge_request(b'{"orderId":"o","amount":1}', headers={"x-api-key": "cl\u00e9-\u00ff"})
+        assert raw_request(api, data)[0] == 401
+        assert api.ledger.count() == 0
+    resources.teardown()
+
+
+def test_an_sf_string_key_is_the_same_key_as_its_content(api: PaymentsApi) -> None:
+    first = post(api.url, {"orderId": "o-sf", "amount": 2}, '"k-sf"')
+    again = post(api.url, {"orderId": "o-sf", "amount": 2}, "k-sf")
+    assert first[0] == again[0] == 201 and again[1]["Idempotent-Replayed"] == "true"
+    assert api.ledger.charges_per_order() == {"o-sf": 1}
+
+
+def test_a_half_sent_request_is_timed_out_and_frees_its_thread(backend) -> None:  # type: ignore[no-untyped-def]
+    resources = Resources("t-pay5", backend)
+    resources.teardown()
+    with PaymentsApi(Ledger(resources), request_timeout=0.5) as api:
+        started = time.monotonic()
+        half_body = charge_request(b'{"orderId":"o","amount":1}', length="100")
+        status, _, _ = raw_request(api, half_body, timeout=5)
+        assert status == 408 and time.monotonic() - started < 4
+        with socket.create_connection(("127.0.0.1", api.port), timeout=5) as sock:
+            sock.sendall(b"POST /charges HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+            assert sock.recv(1024) == b""  # the server gave up and closed
+        assert time.monotonic() - started < 6
+        assert api.ledger.count() == 0
+        with urllib.request.urlopen(api.url + "/health", timeout=5) as response:
+            assert response.status == 200
+    resources.teardown()
+
+
+def test_a_burst_of_hundreds_of_clients_is_served_promptly(api: PaymentsApi) -> None:
+    """300 connections at once: with the stdlib's listen backlog of 5 many would wait for SYN retries (1 s, 3 s,
+    7 s...); with the deeper backlog every one is answered within seconds."""
+    clients = 300
+    barrier = threading.Barrier(clients)
+    latencies: list[float] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        barrier.wait()
+        started = time.monotonic()
+        try:
+            status = raw_request(api, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=30)[0]
+            assert status == 200
+        except BaseException as exc:  # collected and asserted below
+            with lock:
+                errors.append(exc)
+            return
+        with lock:
+            latencies.append(time.monotonic() - started)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(latencies) == clients and max(latencies) < 5.0, sorted(latencies)[-5:]

@@ -2,9 +2,9 @@
 
 Quick start::
 
-    from helpers.idempotency import DynamoDBStore, Idempotency
+    from idempotency import DynamoDBStore, Idempotency   # the name you copied this folder under
 
-    store = DynamoDBStore("idempotency")          # client defaults to helpers.backend.client("dynamodb")
+    store = DynamoDBStore("idempotency", client=boto3.client("dynamodb"))
     store.create_table()                          # once; safe to repeat
     idem = Idempotency(store=store, scope="payments.charge", token_field="idempotency_key")
 
@@ -13,21 +13,22 @@ Quick start::
 
 Forms: :meth:`Idempotency.execute`, :meth:`Idempotency.execute_transactional` (one round trip, effect fenced),
 :meth:`Idempotency.guard` (context manager / step by step), :func:`idempotent` (decorator),
-:func:`process_sqs_batch`, :func:`handle_http`. Outside this course only boto3 and jmespath are needed.
+:func:`process_sqs_batch`, :func:`handle_http`. It needs only boto3 and jmespath.
 """
 
-from helpers.idempotency.cache import LocalCache
-from helpers.idempotency.clock import Clock, ManualClock, SystemClock
-from helpers.idempotency.config import IdempotencyConfig, WaitPolicy
-from helpers.idempotency.context import Guard
-from helpers.idempotency.core import EffectContext, Idempotency, Outcome, UnprotectedCall
-from helpers.idempotency.decorator import idempotent, last_outcome
-from helpers.idempotency.errors import (
+from .cache import LocalCache
+from .clock import Clock, ManualClock, SystemClock
+from .config import IdempotencyConfig, WaitPolicy
+from .context import Guard
+from .core import EffectContext, Idempotency, Outcome, UnprotectedCall
+from .decorator import idempotent, last_outcome
+from .errors import (
     ConfigurationError,
     EffectFailed,
     IdempotencyError,
     InProgress,
     InvalidKey,
+    ItemTooLarge,
     KeyMissing,
     LeaseLost,
     MalformedPayload,
@@ -40,13 +41,13 @@ from helpers.idempotency.errors import (
     StoreUnavailable,
     TerminalError,
 )
-from helpers.idempotency.hooks import HOOK_POINTS, FaultHooks, HookContext
-from helpers.idempotency.http import HttpRequest, HttpResponse, handle_http
-from helpers.idempotency.keys import Identity, canonical_json, fingerprint
-from helpers.idempotency.record import ABSENT, EXPIRED, Record, Status
-from helpers.idempotency.sqs_batch import BatchReport, RecordResult, process_sqs_batch
-from helpers.idempotency.store import ClaimResult, DynamoDBStore, Effect, MemoryStore, Store
-from helpers.idempotency.transitions import TransitionLog
+from .hooks import HOOK_POINTS, FaultHooks, HookContext
+from .http import HttpRequest, HttpResponse, handle_http, parse_sf_string
+from .keys import Identity, canonical_json, fingerprint
+from .record import ABSENT, EXPIRED, Record, Status
+from .sqs_batch import BatchReport, RecordResult, process_sqs_batch
+from .store import ClaimResult, DynamoDBStore, Effect, MemoryStore, Store
+from .transitions import TransitionLog
 
 __all__ = [
     "ABSENT",
@@ -71,6 +72,7 @@ __all__ = [
     "Identity",
     "InProgress",
     "InvalidKey",
+    "ItemTooLarge",
     "KeyMissing",
     "LeaseLost",
     "LocalCache",
@@ -99,5 +101,6 @@ __all__ = [
     "handle_http",
     "idempotent",
     "last_outcome",
+    "parse_sf_string",
     "process_sqs_batch",
 ]

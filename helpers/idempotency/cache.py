@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from helpers.idempotency.record import Record, Status
+from .record import Record, Status
 
 
 class LocalCache:

@@ -6,13 +6,14 @@ a message, not on the first request.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jmespath
 from jmespath.exceptions import JMESPathError
 
-from helpers.idempotency.errors import ConfigurationError
+from .errors import ConfigurationError, TerminalError
 
 
 @dataclass(frozen=True)
@@ -29,10 +30,24 @@ class WaitPolicy:
     backoff: float = 2.0
 
     def __post_init__(self) -> None:
+        _finite(self, "max_wait", "interval", "max_interval", "backoff")
         if self.max_wait < 0 or self.interval <= 0 or self.max_interval < self.interval or self.backoff < 1:
             raise ConfigurationError(
                 f"{self}: need max_wait >= 0, interval > 0, max_interval >= interval and backoff >= 1"
             )
+
+
+def _finite(owner: object, *names: str) -> None:
+    """Refuse NaN, infinity and non-numbers: a NaN lease compares False with everything and never expires."""
+    for name in names:
+        value = getattr(owner, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigurationError(f"{name}={value!r} must be a finite number of seconds")
+
+
+#: ``#tok#`` (5) before a token, or ``#sha256#`` + 64 hex digits (72) for a derived key: the key's fixed part.
+_TOKEN_SEPARATOR_BYTES = 5
+_DERIVED_SUFFIX_BYTES = 72
 
 
 def _compile(name: str, expression: str | None) -> Any:
@@ -87,7 +102,8 @@ class IdempotencyConfig:
     _compiled: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.scope, str) or not self.scope or any(ord(c) < 32 for c in self.scope):
+        bad = not isinstance(self.scope, str) or not self.scope
+        if bad or any(ord(c) < 32 or 0xD800 <= ord(c) < 0xE000 for c in self.scope):
             raise ConfigurationError(f"scope={self.scope!r}: give a short printable name such as 'payments.charge'")
         if not (self.token_field or self.token_header or self.key_expression):
             raise ConfigurationError(
@@ -96,6 +112,17 @@ class IdempotencyConfig:
                 "payload; '@' hashes the whole payload). A call may also pass token=... explicitly: then set "
                 "token_field or token_header to document where it normally comes from."
             )
+        _finite(self, "expires_after", "lease_duration", "retry_after_cap")
+        for name in ("cache_size", "max_token_length", "max_response_bytes", "conflict_retries"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigurationError(f"{name}={value!r} must be a whole number >= 0")
+        if self.max_token_length < 1 or self.max_response_bytes < 1:
+            raise ConfigurationError("max_token_length and max_response_bytes must be >= 1")
+        if self.retry_after_cap < 0:
+            raise ConfigurationError(f"retry_after_cap={self.retry_after_cap} must be >= 0 seconds")
+        if self.wait is not None and not isinstance(self.wait, WaitPolicy):
+            raise ConfigurationError(f"wait={self.wait!r}: give a WaitPolicy(...) or None")
         if self.lease_duration <= 0:
             raise ConfigurationError(f"lease_duration={self.lease_duration} must be > 0 seconds")
         if self.expires_after < self.lease_duration:
@@ -119,11 +146,23 @@ class IdempotencyConfig:
         }
         self._compiled.update(compiled)
 
+    @property
+    def max_key_bytes(self) -> int:
+        """The longest storage key this config can produce, in UTF-8 bytes (tokens and tenants are limited to
+        ``max_token_length`` bytes each): a store checks it against its own key limit."""
+        prefix = len(self.scope.encode("utf-8", "surrogatepass"))
+        if self.tenant_expression is not None:
+            prefix += 1 + self.max_token_length
+        tail = 0
+        if self.token_field or self.token_header or not self.key_expression:
+            tail = _TOKEN_SEPARATOR_BYTES + self.max_token_length
+        if self.key_expression is not None:
+            tail = max(tail, _DERIVED_SUFFIX_BYTES)
+        return prefix + tail
+
     def compiled(self, name: str) -> Any:
         """The compiled JMESPath for ``name`` (or None)."""
         return self._compiled.get(name)
 
     def is_terminal(self, exc: BaseException) -> bool:
-        from helpers.idempotency.errors import TerminalError
-
         return isinstance(exc, (TerminalError, *self.terminal_errors))

@@ -6,16 +6,14 @@ the clock, claim with another, then watch the first one's completion be refused.
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from helpers.idempotency.core import Outcome, _run_effect_unprotected
-from helpers.idempotency.errors import EffectFailed, LeaseLost
-from helpers.idempotency.record import Status
-from helpers.idempotency.store.base import Effect
+from .errors import EffectFailed
+from .outcome import Attempt, Outcome
+from .store.base import Effect
 
 if TYPE_CHECKING:
-    from helpers.idempotency.core import Idempotency, _Call
+    from .core import Idempotency
 
 
 class Guard:
@@ -32,7 +30,7 @@ class Guard:
     (or stores a terminal error); a SimulatedCrash leaves the record IN_PROGRESS, as a real crash would.
     """
 
-    def __init__(self, idem: Idempotency, call: _Call, outcome: Outcome | None, *, unprotected: bool = False) -> None:
+    def __init__(self, idem: Idempotency, call: Attempt, outcome: Outcome | None, *, unprotected: bool = False) -> None:
         self._idem = idem
         self._call = call
         self.outcome = outcome
@@ -76,54 +74,37 @@ class Guard:
             self.outcome = Outcome(None, value, False, "unprotected", 0, self.worker)
         else:
             try:
-                self.outcome = self._idem._complete(self._call, value)
+                self.outcome = self._idem.complete_attempt(self._call, value)
             finally:
                 self.finished = True
         return self.outcome
 
     def commit(self, effect: Effect) -> Outcome:
         """Fenced completion: the effect's writes and the completion in one transaction, only if we still own the
-        lease (else LeaseLost and the effect is NOT applied)."""
+        lease (else LeaseLost and the effect is NOT applied). If the effect's own condition fails (EffectFailed)
+        the guard stays open: release it or fail it."""
         self._check_open()
-        idem, call = self._idem, self._call
         if self.unprotected:
-            _run_effect_unprotected(idem.store, effect)
+            self._idem.run_unprotected(self._call, effect)
             self.outcome = Outcome(None, effect.result, False, "unprotected", 0, self.worker)
             self.finished = True
             return self.outcome
-        assert call.owner is not None and call.identity is not None
-        text = idem._serialise(call.key, effect.result)
-        idem._fire("before_completion", call)
-        now = idem.clock.now()
-        record = idem._completed_record(call, text, now, owner=call.owner)
         try:
-            result = idem._store(call, "commit", idem.store.commit, record, effect, now=now, owner=call.owner)
-        except LeaseLost as lost:
+            self.outcome = self._idem.commit_attempt(self._call, effect)
+        except EffectFailed:
+            raise
+        except BaseException:
             self.finished = True
-            lost.value = json.loads(text)
-            idem._count("lease_lost")
-            idem._log_lease_lost(call, lost, now, "fenced commit")
-            raise idem._fail_with(call, lost) from None
-        except EffectFailed as exc:
-            idem._count("effect_failed")
-            idem._log(call, Status.IN_PROGRESS.value, Status.IN_PROGRESS.value, "effect_failed", "effect refused")
-            raise idem._fail_with(call, exc) from None
-        idem._log(call, Status.IN_PROGRESS.value, Status.COMPLETED.value, "commit", "effect + completion, fenced")
-        if idem.cache is not None and result.record is not None:
-            idem.cache.put(result.record)
-        idem._count("executed")
+            raise
         self.finished = True
-        self.outcome = Outcome(
-            call.key, json.loads(text), False, "executed", call.round_trips, call.worker, result.record
-        )
         return self.outcome
 
     def fail(self, exc: Exception) -> None:
-        """Record ``exc``: stored and replayed if terminal, otherwise the lease is released."""
+        """Record ``exc``: stored if terminal, otherwise the lease is released."""
         self._check_open()
         self.finished = True
         if not self.unprotected:
-            self._idem._on_error(self._call, exc)
+            self._idem.fail_attempt(self._call, exc)
 
     def release(self) -> None:
         """Give the key back without a result (the next attempt runs the action)."""
@@ -132,7 +113,7 @@ class Guard:
     def __enter__(self) -> Guard:
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if self.finished:
             return False
         if exc is None:

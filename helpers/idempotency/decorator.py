@@ -20,11 +20,11 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from helpers.idempotency.errors import ConfigurationError
+from .errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from helpers.idempotency.config import WaitPolicy
-    from helpers.idempotency.core import Idempotency, Outcome
+    from .config import WaitPolicy
+    from .core import Idempotency, Outcome
 
 _LAST: contextvars.ContextVar[Outcome | None] = contextvars.ContextVar("idempotency_last_outcome", default=None)
 

@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from helpers.idempotency.record import Record
+    from .record import Record
 
 
 class IdempotencyError(Exception):
@@ -153,21 +153,50 @@ class EffectFailed(IdempotencyError):
 
 
 class ResponseNotStorable(IdempotencyError):
-    """The action ran but its result cannot be stored (not JSON-serialisable, or too large).
+    """The action ran but its result cannot be stored (not JSON-serialisable, not UTF-8, or too large).
 
     The record is marked FAILED with this reason so that a retry does not run the side effect again.
     """
+
+
+class ItemTooLarge(StoreError):
+    """The store refused a record because it is over its item size limit (DynamoDB: 400 KB)."""
+
+
+#: The longest stored form of a terminal error (UTF-8 bytes); beyond it the details are dropped, then the message cut.
+MAX_ERROR_BYTES = 16_000
+
+_TERMINAL_TYPES: dict[str, type[TerminalError]] = {}
+_HYBRIDS: dict[type[BaseException], type[TerminalError]] = {}
+
+
+def type_name(cls: type[BaseException]) -> str:
+    """The name a terminal error's class is stored under (module and qualified name)."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _utf8_len(text: str) -> int | None:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
 
 
 class TerminalError(Exception):
     """Raise it (or subclass it) from an action to record a final failure that retries must get back unchanged.
 
     Like Stripe and the IETF draft, a terminal failure (card declined, invalid account) is stored and replayed;
-    any other exception is treated as retryable and releases the lease. A replayed one has ``replayed = True``.
+    any other exception is treated as retryable and releases the lease. A replayed one has ``replayed = True`` and
+    is an instance of the class that was raised (a subclass of TerminalError, or a class listed in
+    ``terminal_errors``), with the same ``code`` and ``http_status``.
     """
 
     http_status: int = 422
     code: str = "terminal_error"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _TERMINAL_TYPES[type_name(cls)] = cls  # the latest definition wins (a re-run notebook cell)
 
     def __init__(
         self,
@@ -180,58 +209,132 @@ class TerminalError(Exception):
         replayed: bool = False,
     ) -> None:
         super().__init__(message)
+        self._setup(message, code, details, http_status, original_type, replayed)
+
+    def _setup(
+        self,
+        message: str,
+        code: str | None,
+        details: Any,
+        http_status: int | None,
+        original_type: str | None,
+        replayed: bool,
+    ) -> None:
         self.message = message
         if code is not None:
             self.code = code
         elif type(self).code == TerminalError.code and type(self) is not TerminalError:
             self.code = type(self).__name__
         if http_status is not None:
-            self.http_status = http_status
+            self.http_status = int(http_status)
         self.details = details
         self.original_type = original_type or type(self).__name__
+        self.original_class = type_name(type(self)) if original_type is None else original_type
         self.replayed = replayed
         self.key: str | None = None
         self.round_trips = 0
 
-    def to_json(self) -> str:
-        """The stored form: enough to rebuild the error on replay."""
-        return json.dumps(
-            {
-                "type": self.original_type,
-                "code": self.code,
-                "message": self.message,
-                "details": self.details,
-                "http_status": self.http_status,
-            },
-            separators=(",", ":"),
-            default=str,
-        )
+    def to_json(self, *, limit: int = MAX_ERROR_BYTES) -> str:
+        """The stored form: enough to rebuild the error on replay, always valid UTF-8 and at most ``limit`` bytes.
+
+        Details that are not JSON, not UTF-8 or too long are dropped (``details_dropped`` says why), then the
+        message is shortened: a terminal error must always be storable, or its action would run again.
+        """
+        data: dict[str, Any] = {
+            "type": self.original_type,
+            "class": self.original_class,
+            "code": str(self.code),
+            "message": str(self.message),
+            "details": self.details,
+            "http_status": int(self.http_status),
+        }
+        try:
+            text = json.dumps(data, separators=(",", ":"), default=str, ensure_ascii=False, allow_nan=False)
+            size = _utf8_len(text)
+        except (TypeError, ValueError, RecursionError) as exc:
+            size, reason = None, f"not JSON: {type(exc).__name__}"
+        else:
+            reason = "not UTF-8 (a lone surrogate)" if size is None else f"{size} bytes, over {limit}"
+        if size is not None and size <= limit:
+            return text
+        data["details"] = None
+        data["details_dropped"] = reason
+        # ensure_ascii escapes lone surrogates, so the text is storable; then cut the message until it fits
+        text = json.dumps(data, separators=(",", ":"), default=str)
+        while len(text) > limit and data["message"]:
+            data["message"] = data["message"][: max(0, len(data["message"]) - (len(text) - limit) - 16)] + "..."
+            if len(data["message"]) <= 3:
+                data["message"] = ""
+            text = json.dumps(data, separators=(",", ":"), default=str)
+        return text
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> TerminalError:
         """Wrap a configured terminal exception that is not a TerminalError (e.g. a ValueError)."""
         if isinstance(exc, TerminalError):
             return exc
-        return cls(str(exc), code=type(exc).__name__, original_type=type(exc).__name__)
+        wrapped = cls(
+            str(exc),
+            code=type(exc).__name__,
+            http_status=getattr(exc, "http_status", None),
+            original_type=type(exc).__name__,
+        )
+        wrapped.original_class = type_name(type(exc))
+        return wrapped
 
     @classmethod
-    def from_json(cls, text: str, *, key: str | None = None) -> TerminalError:
-        """Rebuild a stored terminal error, marked as replayed."""
+    def from_json(
+        cls, text: str, *, key: str | None = None, declared: tuple[type[BaseException], ...] = ()
+    ) -> TerminalError:
+        """Rebuild a stored terminal error, marked as replayed, as an instance of the class that was raised.
+
+        A TerminalError subclass is rebuilt as itself (its ``__init__`` is not called: its signature is the
+        caller's); a class from ``declared`` (``terminal_errors``) that is not one becomes a subclass of both it
+        and TerminalError, so ``except ValueError`` and ``except TerminalError`` both catch the replay.
+        """
         data = json.loads(text)
-        err = cls(
+        stored_type = str(data.get("type") or "")
+        stored_class = str(data.get("class") or "")
+        target: type[TerminalError] = cls
+        found = _TERMINAL_TYPES.get(stored_class)
+        if found is not None and issubclass(found, cls):
+            target = found
+        else:
+            for declared_cls in declared:
+                legacy = not stored_class and declared_cls.__name__ == stored_type  # stored before "class" existed
+                if type_name(declared_cls) == stored_class or legacy:
+                    target = _hybrid(declared_cls)
+                    break
+        err = target.__new__(target)
+        Exception.__init__(err, data.get("message", ""))
+        err._setup(
             data.get("message", ""),
-            code=data.get("code"),
-            details=data.get("details"),
-            http_status=data.get("http_status"),
-            original_type=data.get("type"),
-            replayed=True,
+            data.get("code"),
+            data.get("details"),
+            data.get("http_status"),
+            stored_type or None,
+            True,
         )
+        err.original_class = stored_class or stored_type
         err.key = key
         return err
 
     def __repr__(self) -> str:
         flag = ", replayed" if self.replayed else ""
         return f"{type(self).__name__}({self.message!r}, code={self.code!r}{flag})"
+
+
+def _hybrid(declared: type[BaseException]) -> type[TerminalError]:
+    """A replay class that is both ``declared`` and TerminalError (plain TerminalError if they cannot combine)."""
+    if issubclass(declared, TerminalError):
+        return declared
+    if declared not in _HYBRIDS:
+        try:
+            hybrid = type(declared.__name__, (TerminalError, declared), {"__module__": declared.__module__})
+        except TypeError:  # an exception class with its own C layout (OSError...) cannot be mixed in
+            hybrid = TerminalError
+        _HYBRIDS[declared] = hybrid
+    return _HYBRIDS[declared]
 
 
 class SimulatedCrash(BaseException):

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from helpers.idempotency.errors import SimulatedCrash
+from .errors import SimulatedCrash
 
 if TYPE_CHECKING:
-    from helpers.idempotency.clock import Clock
+    from .clock import Clock
 
 HOOK_POINTS = ("before_claim", "after_claim", "after_effect", "before_completion", "before_release")
 

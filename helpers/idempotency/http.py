@@ -25,21 +25,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from helpers.idempotency.errors import (
+from .errors import (
     IdempotencyError,
     InProgress,
     InvalidKey,
     LeaseLost,
     MalformedPayload,
     PayloadMismatch,
+    PayloadNotSerializable,
+    ResponseNotStorable,
     StoreUnavailable,
     TerminalError,
 )
-from helpers.idempotency.keys import header_value, validate_token
+from .keys import header_value, loads, validate_token
+from .record import ABSENT, Status
 
 if TYPE_CHECKING:
-    from helpers.idempotency.config import WaitPolicy
-    from helpers.idempotency.core import Idempotency
+    from .config import WaitPolicy
+    from .core import Idempotency
 
 KEY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -58,7 +61,9 @@ class HttpRequest:
         return None if value is None else str(value)
 
     def json(self) -> Any:
-        return json.loads(self.body) if self.body else None
+        """The body as JSON (None if empty); MalformedPayload (a ValueError too) for bad JSON, bad UTF-8 or
+        nesting too deep to read."""
+        return loads(self.body, "the request body") if self.body else None
 
 
 @dataclass
@@ -69,7 +74,7 @@ class HttpResponse:
 
     @property
     def replayed(self) -> bool:
-        return header_value(self.headers, REPLAYED_HEADER) == "true"
+        return bool(header_value(self.headers, REPLAYED_HEADER) == "true")
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -124,7 +129,36 @@ class _RetryableResponse(Exception):
         self.response = response
 
 
+def parse_sf_string(value: str, *, name: str = KEY_HEADER) -> str:
+    """An RFC 8941 sf-string (``"..."``: printable ASCII, only ``\\"`` and ``\\\\`` escaped), as the IETF
+    Idempotency-Key draft defines the header; InvalidKey says what is wrong."""
+    text = value.strip(" \t")
+    if len(text) < 2 or text[0] != '"':
+        raise InvalidKey(f'{name} must be a structured-field string: "..." in double quotes')
+    out: list[str] = []
+    i = 1
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            if i + 1 >= len(text) or text[i + 1] not in '"\\':
+                raise InvalidKey(f'{name}: a backslash may only escape " or \\ (position {i})')
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            if i != len(text) - 1:
+                raise InvalidKey(f"{name} has characters after its closing quote (one key per request)")
+            return "".join(out)
+        if not 0x20 <= ord(c) <= 0x7E:
+            raise InvalidKey(f"{name} may hold only printable ASCII (found {c!r} at position {i})")
+        out.append(c)
+        i += 1
+    raise InvalidKey(f"{name} has no closing double quote")
+
+
 def _read_key(headers: Mapping[str, Any], name: str, max_length: int) -> str | None:
+    """The key from the header: an RFC 8941 sf-string (the draft's form); a bare value of visible ASCII without
+    quotes, commas or backslashes is also accepted (many clients, and EventBridge API destinations, send one)."""
     raw = header_value(headers, name)
     if isinstance(raw, (list, tuple)):
         if len(raw) != 1:
@@ -132,9 +166,14 @@ def _read_key(headers: Mapping[str, Any], name: str, max_length: int) -> str | N
         raw = raw[0]
     if raw is None:
         return None
-    text = str(raw).strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':  # RFC 8941 sf-string form: "key"
-        text = text[1:-1]
+    text = str(raw).strip(" \t")
+    if text.startswith('"'):
+        text = parse_sf_string(text, name=name)
+    elif any(not 0x21 <= ord(c) <= 0x7E or c in '",\\' for c in text):
+        raise InvalidKey(
+            f'{name} must be a structured-field string ("...", printable ASCII) or one bare token of visible ASCII '
+            "without quotes, commas or backslashes"
+        )
     return validate_token(text, max_length=max_length, source=f"header {name}")
 
 
@@ -145,11 +184,17 @@ def _content(headers: Mapping[str, Any], body: bytes) -> Any:
     looks_json = body.lstrip()[:1] in (b"{", b"[")
     if "json" in ctype or (not ctype and looks_json):
         try:
-            return {"json": json.loads(body)}
-        except ValueError as exc:
+            return {"json": loads(body, "the body")}
+        except MalformedPayload as exc:
             if "json" in ctype:
-                raise MalformedPayload(f"the body is declared as JSON but does not parse: {exc}") from None
+                raise MalformedPayload(f"{exc}; it is declared as JSON") from None
     return {"sha256": hashlib.sha256(body).hexdigest()}
+
+
+def _terminal(exc: TerminalError) -> HttpResponse:
+    """The answer to a terminal error: the same status, code and message on the first answer and every replay."""
+    extra = {REPLAYED_HEADER: "true"} if exc.replayed else {}
+    return problem(exc.http_status, exc.code, "Request failed", exc.message, extra)
 
 
 def _retry_after(seconds: float) -> str:
@@ -171,9 +216,31 @@ def handle_http(
     wait: WaitPolicy | bool | None = None,
 ) -> HttpResponse:
     """Serve one request through ``handler(HttpRequest)`` with Idempotency-Key semantics; never raises for
-    request or store problems (they become 4xx/5xx responses); a SimulatedCrash still propagates."""
+    request, handler or store problems (they become 4xx/5xx responses); a SimulatedCrash still propagates."""
+    try:
+        return _handle(idem, method, path, headers, body, handler, key_header, require_key, methods, worker, wait)
+    except Exception as exc:  # the promise: a response, whatever the request held
+        return problem(500, "internal_error", "Internal error", f"{type(exc).__name__} while serving {method} {path}")
+
+
+def _handle(
+    idem: Idempotency,
+    method: str,
+    path: str,
+    headers: Mapping[str, Any] | None,
+    body: bytes | str | None,
+    handler: Callable[[HttpRequest], Any],
+    key_header: str,
+    require_key: bool,
+    methods: tuple[str, ...],
+    worker: str | None,
+    wait: WaitPolicy | bool | None,
+) -> HttpResponse:
     headers = dict(headers or {})
-    data = body.encode("utf-8") if isinstance(body, str) else (body or b"")
+    try:
+        data = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
+    except UnicodeEncodeError:
+        return problem(400, "malformed_body", "Bad request", "the body is text that has no UTF-8 form")
     request = HttpRequest(method.upper(), path, headers, data)
 
     def call_handler() -> HttpResponse:
@@ -194,7 +261,7 @@ def handle_http(
                 )
             return call_handler()
         content = _content(headers, data)
-    except (InvalidKey, MalformedPayload) as exc:
+    except (InvalidKey, MalformedPayload, PayloadNotSerializable) as exc:
         code = "idempotency_key_invalid" if isinstance(exc, InvalidKey) else "malformed_body"
         return problem(400, code, "Bad request", str(exc))
 
@@ -228,8 +295,7 @@ def handle_http(
     except PayloadMismatch as exc:
         return problem(422, "idempotency_key_reused", "Idempotency-Key reused with a different request", str(exc))
     except TerminalError as exc:
-        extra = {REPLAYED_HEADER: "true"} if exc.replayed else {}
-        return problem(exc.http_status, exc.code, "Request failed", exc.message, extra)
+        return _terminal(exc)
     except (StoreUnavailable, LeaseLost) as exc:
         return problem(
             503,
@@ -238,16 +304,22 @@ def handle_http(
             str(exc),
             {"Retry-After": "1"},
         )
+    except (InvalidKey, MalformedPayload, PayloadNotSerializable) as exc:
+        return problem(400, "malformed_body", "Bad request", str(exc))
+    except ResponseNotStorable as exc:  # stored as FAILED: the replay answers the same status
+        return _terminal(TerminalError(str(exc), code="response_not_storable", http_status=500))
     except IdempotencyError as exc:
         return problem(exc.http_status, type(exc).__name__, "Idempotency error", str(exc))
     except Exception as exc:
-        return problem(
-            500,
-            "internal_error",
-            "Internal error",
-            f"{type(exc).__name__}: the request was not completed and its key was released; retry with the same "
-            f"{key_header}.",
-        )
+        state = getattr(exc, "idempotency_state", None)
+        if state == Status.FAILED.value:  # a class listed in terminal_errors: stored, answered as its replays are
+            return _terminal(TerminalError.from_exception(exc))
+        if state == ABSENT:
+            fate = "its key was released; retry with the same " + key_header
+        else:
+            fate = f"its key could not be released: it is locked until its lease ends; then retry with {key_header}"
+        detail = f"{type(exc).__name__}: the request was not completed and {fate}."
+        return problem(500, "internal_error", "Internal error", detail)
     response = HttpResponse._from_stored(outcome.value)
     if outcome.replayed:
         response.headers[REPLAYED_HEADER] = "true"

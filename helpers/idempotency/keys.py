@@ -19,16 +19,33 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from helpers.idempotency.config import IdempotencyConfig
-from helpers.idempotency.errors import InvalidKey, KeyMissing, MalformedPayload, PayloadNotSerializable
+from .config import IdempotencyConfig
+from .errors import InvalidKey, KeyMissing, MalformedPayload, PayloadNotSerializable
 
 _MAX_SAFE_INT = 2**53
+#: The deepest nesting a payload may have: deeper is refused with a typed error, never a RecursionError.
+MAX_DEPTH = 100
 
 
-def _normalise(value: Any, path: str) -> Any:
+def _check_text(value: str, path: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PayloadNotSerializable(
+            f"{path} holds a lone surrogate ({value[exc.start]!r} at {exc.start}), which is not Unicode text and has "
+            "no UTF-8 form; fix the text at its source"
+        ) from None
+    return value
+
+
+def _normalise(value: Any, path: str, depth: int = 0) -> Any:
     """A plain JSON value (dict/list/str/int/float/bool/None) equal in meaning to ``value``."""
-    if value is None or isinstance(value, (bool, str)):
+    if depth > MAX_DEPTH:
+        raise PayloadNotSerializable(f"{path} is nested more than {MAX_DEPTH} levels deep; flatten it")
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, str):
+        return _check_text(value, path)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -46,20 +63,24 @@ def _normalise(value: Any, path: str) -> Any:
                 raise PayloadNotSerializable(
                     f"{path} has the key {k!r} ({type(k).__name__}): JSON object keys are strings; convert it"
                 )
-            out[k] = _normalise(v, f"{path}.{k}")
+            out[_check_text(k, path)] = _normalise(v, f"{path}.{k}", depth + 1)
         return out
     if isinstance(value, (list, tuple)):
-        return [_normalise(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_normalise(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, Enum):
-        return _normalise(value.value, path)
+        return _normalise(value.value, path, depth + 1)
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _normalise(dataclasses.asdict(value), path)
+        try:
+            plain = dataclasses.asdict(value)
+        except RecursionError:
+            raise PayloadNotSerializable(f"{path} is nested too deep to convert") from None
+        return _normalise(plain, path, depth + 1)
     if callable(getattr(value, "model_dump", None)):
-        return _normalise(value.model_dump(mode="json"), path)
+        return _normalise(value.model_dump(mode="json"), path, depth + 1)
     raise PayloadNotSerializable(
         f"{path} is a {type(value).__name__}, which has no canonical JSON form. Convert it (a set to a sorted list, "
         "bytes to base64 text, an object to a dict), or choose a key_expression / fingerprint_expression that "
@@ -83,6 +104,17 @@ def fingerprint(value: Any) -> str:
     return "sha256:" + sha256_hex(canonical_json(value))
 
 
+def loads(text: str | bytes | bytearray, what: str) -> Any:
+    """``json.loads`` whose every failure (bad syntax, bad UTF-8, nesting deep enough to exhaust the stack) is a
+    MalformedPayload naming ``what``."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise MalformedPayload(f"{what} is JSON nested too deep to read (limit {MAX_DEPTH} levels)") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise MalformedPayload(f"{what} is not valid JSON ({exc})") from None
+
+
 def parse_json_fields(payload: Any, fields: tuple[str, ...]) -> Any:
     """A shallow copy of ``payload`` with the named top-level JSON-string fields parsed (others untouched)."""
     if not fields or not isinstance(payload, Mapping):
@@ -92,11 +124,11 @@ def parse_json_fields(payload: Any, fields: tuple[str, ...]) -> Any:
         raw = payload.get(name)
         if isinstance(raw, (str, bytes, bytearray)):
             try:
-                decoded = json.loads(raw)
-            except ValueError as exc:
+                decoded = loads(raw, f"field {name!r}")
+            except MalformedPayload as exc:
                 raise MalformedPayload(
-                    f"field {name!r} is listed in json_string_fields but is not valid JSON ({exc}). Send JSON there, "
-                    f"or remove {name!r} from json_string_fields if it is plain text."
+                    f"{exc}. Field {name!r} is listed in json_string_fields: send JSON there, or remove {name!r} "
+                    "from json_string_fields if it is plain text."
                 ) from None
             if parsed is None:
                 parsed = dict(payload)
@@ -123,10 +155,12 @@ def validate_token(token: Any, *, max_length: int = 255, source: str = "token") 
     text = str(token)
     if not text.strip():
         raise InvalidKey(f"the idempotency key from {source} is blank; send a unique string such as a UUID")
-    if len(text) > max_length:
-        raise InvalidKey(
-            f"the idempotency key from {source} has {len(text)} characters (limit {max_length}); use a UUID"
-        )
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidKey(f"the idempotency key from {source} is not Unicode text; use a UUID") from None
+    if size > max_length:
+        raise InvalidKey(f"the idempotency key from {source} is {size} bytes in UTF-8 (limit {max_length}); use a UUID")
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise InvalidKey(f"the idempotency key from {source} contains control characters; use a UUID")
     return text

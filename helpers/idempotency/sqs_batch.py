@@ -13,17 +13,18 @@ Accepts a Lambda event (``{"Records": [...]}``), a list of Lambda records, or me
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from helpers.idempotency.errors import MalformedPayload, StoreUnavailable, TerminalError
+from .errors import MalformedPayload, StoreUnavailable, TerminalError
 
 if TYPE_CHECKING:
-    from helpers.idempotency.config import WaitPolicy
-    from helpers.idempotency.core import Idempotency, Outcome
+    from .config import WaitPolicy
+    from .core import Idempotency, Outcome
 
 DONE = ("processed", "replayed", "terminal")
 
@@ -135,7 +136,7 @@ def process_sqs_batch(
         try:
             data = payload(record)
             explicit = token(record) if token is not None else None
-            outcome = idem.execute(data, lambda data=data: handler(data), token=explicit, worker=worker, wait=wait)
+            outcome = idem.execute(data, functools.partial(handler, data), token=explicit, worker=worker, wait=wait)
         except TerminalError as exc:
             report.results.append(RecordResult(mid, "terminal", record, error=exc))
             continue
@@ -144,6 +145,9 @@ def process_sqs_batch(
             stop_reason = exc
             continue
         except Exception as exc:
+            if getattr(exc, "idempotency_state", None) == "FAILED":  # a class listed in terminal_errors: stored
+                report.results.append(RecordResult(mid, "terminal", record, error=exc))
+                continue
             report.results.append(RecordResult(mid, "failed", record, error=exc))
             if fifo:
                 stop_reason = exc

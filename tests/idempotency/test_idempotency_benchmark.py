@@ -57,6 +57,27 @@ def test_workloads_count_side_effects_and_round_trips(results):
     assert per_path(dynamo["powertools"])["first"] == 3.0
 
 
+def test_the_like_for_like_variant_does_what_powertools_does(results):
+    dynamo = results["workloads"][1]
+    rows = {r.library: r for r in dynamo["results"]}
+    assert list(rows) == [bench.OURS_TXN, bench.OURS_LIKE, bench.POWERTOOLS]
+    like, pt, txn = rows[bench.OURS_LIKE], rows[bench.POWERTOOLS], rows[bench.OURS_TXN]
+    assert like.errors == {} and like.side_effects == like.expected_side_effects == 6 + 2  # unfenced, like Powertools
+    assert per_path(like)["first"] == per_path(pt)["first"] == 3.0  # claim, the in-action write, completion
+    # the same number of writes of the same kind, except the completion: our conditional PutItem, their UpdateItem
+    assert set(like.ops) <= {"PutItem", "DeleteItem"} and "UpdateItem" in pt.ops
+    assert set(txn.ops) <= {"TransactWriteItems", "GetItem"}
+    assert [c["ours"] for c in dynamo["comparisons"]] == [bench.OURS_TXN, bench.OURS_LIKE]
+    for c in dynamo["comparisons"]:
+        assert c["emulator"]["favours"] in (None, "ours", "Powertools")
+        assert c["emulator"]["ratio_by_calls"] > 0
+
+
+def test_call_costs_are_measured_for_every_operation_used(results):
+    assert set(results["call_costs_ms"]) == set(bench.COST_OPS)
+    assert all(ms > 0 for ms in results["call_costs_ms"].values())
+
+
 def test_lease_takeover_scenarios(results):
     rows = {t["variant"]: t for t in results["takeover"]}
     pt = rows["Powertools"]
@@ -75,7 +96,8 @@ def test_lease_takeover_scenarios(results):
 
 def test_report_and_json_render(results):
     text = bench.report(results)
-    assert "throughput ratio (ours / Powertools)" in text and "stand-in context" in text
+    assert "throughput ratio (helpers.idempotency, like-for-like / Powertools)" in text and "stand-in context" in text
+    assert "per-call costs" in text and "What carries over to AWS" in text
     assert json.loads(json.dumps(bench._jsonable(results), default=str))["workloads"][0]["kind"] == "memory"
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from helpers.idempotency.record import Record
+from ..record import Record
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,53 @@ class Effect:
     apply: Callable[[], None] | None = None
 
 
+DYNAMODB_ITEM_BYTES = 400 * 1024
+DYNAMODB_PARTITION_KEY_BYTES = 2048
+
+
+def record_bytes(record: Record) -> int:
+    """A record's size as DynamoDB counts it: attribute names plus values, strings in UTF-8 bytes, numbers at most
+    21 bytes. Unencodable text (a lone surrogate) counts as unstorable (a huge size)."""
+    size = 0
+    for name, value in (
+        ("pk", record.key),
+        ("status", record.status.value),
+        ("fingerprint", record.fingerprint),
+        ("owner", record.owner),
+        ("worker", record.worker),
+        ("response", record.response),
+        ("error", record.error),
+    ):
+        if value is not None:
+            try:
+                size += len(name) + len(value.encode("utf-8"))
+            except UnicodeEncodeError:
+                return 2**62
+    numbers = ("expires_at", "ttl", "updated_at") + (("lease_expires_at",) if record.lease_expires_at else ())
+    return size + sum(len(name) + 21 for name in numbers)
+
+
 class Store(ABC):
-    """Where records live. Implementations must be safe to share between threads."""
+    """Where records live. Implementations must be safe to share between threads.
+
+    ``max_item_bytes`` and ``max_key_bytes`` are the store's limits (None: none); the engine checks records and
+    configurations against them before writing, so nothing fails half-way for a reason known in advance.
+    """
 
     name: str = "store"
+    max_item_bytes: int | None = None
+    max_key_bytes: int | None = None
+
+    def item_bytes(self, record: Record) -> int:
+        """The stored size of ``record`` in bytes (as the store counts it)."""
+        return record_bytes(record)
+
+    def run_unprotected(self, effect: Effect) -> None:
+        """Apply an effect without an idempotency record (a call with no key and ``on_missing_key='warn'``)."""
+        if effect.apply is not None:
+            effect.apply()
+        elif effect.writes:
+            raise NotImplementedError(f"{type(self).__name__} cannot run an Effect's writes; give Effect(apply=...)")
 
     @abstractmethod
     def claim(self, record: Record, *, now: float) -> ClaimResult:

@@ -30,16 +30,16 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from helpers.idempotency.errors import (
-    ConfigurationError,
+from ..errors import (
     EffectFailed,
+    ItemTooLarge,
     LeaseLost,
     StoreConflict,
     StoreError,
     StoreUnavailable,
 )
-from helpers.idempotency.record import Record, Status
-from helpers.idempotency.store.base import ClaimResult, Effect, Store
+from ..record import Record, Status
+from .base import DYNAMODB_ITEM_BYTES, DYNAMODB_PARTITION_KEY_BYTES, ClaimResult, Effect, Store
 
 UNAVAILABLE_CODES = frozenset(
     {
@@ -63,9 +63,12 @@ def _ttl(expires_at: float) -> dict[str, str]:
 
 
 class DynamoDBStore(Store):
-    """Records in one DynamoDB table. ``client`` is any boto3 DynamoDB client (default: the course backend's)."""
+    """Records in one DynamoDB table. ``client`` is any boto3 DynamoDB client (default: ``boto3.client("dynamodb")``
+    with the usual AWS configuration: region, credentials and ``AWS_ENDPOINT_URL`` from the environment)."""
 
     name = "dynamodb"
+    max_item_bytes = DYNAMODB_ITEM_BYTES
+    max_key_bytes = DYNAMODB_PARTITION_KEY_BYTES
 
     def __init__(
         self,
@@ -97,15 +100,11 @@ class DynamoDBStore(Store):
 
     @property
     def client(self) -> Any:
-        """The injected client, or (lazily) the course backend's, so the package needs only boto3 elsewhere."""
+        """The injected client, or (lazily) ``boto3.client("dynamodb")`` from the usual AWS configuration."""
         if self._client is None:
-            try:
-                from helpers import backend
-            except ImportError:  # copied into another project without the course's backend module
-                raise ConfigurationError(
-                    "DynamoDBStore needs a client: DynamoDBStore(table, client=boto3.client('dynamodb'))"
-                ) from None
-            self._client = backend.client("dynamodb")
+            import boto3
+
+            self._client = boto3.client("dynamodb")
         return self._client
 
     def _endpoint(self) -> str:
@@ -122,21 +121,24 @@ class DynamoDBStore(Store):
         )
         return StoreUnavailable(
             f"the idempotency store (DynamoDB table {self.table_name!r} at {self._endpoint()}) did not answer "
-            f"{op}: {type(cause).__name__}: {cause}. Check that the backend runs (helpers.backend.current()"
-            ".health()) and that the endpoint, region and credentials are right; then retry with the same key.",
+            f"{op}: {type(cause).__name__}: {cause}. Check that the endpoint answers and that the region and "
+            "credentials are right; then retry with the same key.",
             maybe_applied=maybe_applied,
         )
 
     def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
         """One API call; conditional failures come back as ClientError for the caller, the rest become typed."""
         try:
-            return getattr(self.client, op)(**kwargs)
+            response: dict[str, Any] = getattr(self.client, op)(**kwargs)
+            return response
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
                 raise
             if code in UNAVAILABLE_CODES:
                 raise self._unavailable(op, exc) from exc
+            if code == "ValidationException" and "size" in str(exc).lower():
+                raise ItemTooLarge(f"DynamoDB {op} on {self.table_name!r} refused an item as too large: {exc}") from exc
             if code == "ResourceNotFoundException":
                 raise StoreError(
                     f"DynamoDB table {self.table_name!r} does not exist at {self._endpoint()}. Create it once with "
@@ -145,8 +147,8 @@ class DynamoDBStore(Store):
             raise StoreError(f"DynamoDB {op} on {self.table_name!r} failed: {code}: {exc}") from exc
         except (NoCredentialsError, PartialCredentialsError) as exc:
             raise StoreError(
-                f"no usable AWS credentials for DynamoDB {op}: {exc}. Use helpers.backend.client('dynamodb') "
-                "(emulators) or configure a profile (real AWS)."
+                f"no usable AWS credentials for DynamoDB {op}: {exc}. Configure a profile or the AWS_* "
+                "environment variables (an emulator accepts any non-empty pair)."
             ) from exc
         except (BotoConnectionError, HTTPClientError) as exc:
             raise self._unavailable(op, exc) from exc
@@ -318,9 +320,18 @@ class DynamoDBStore(Store):
                 ) from exc
             if any(c == "ConditionalCheckFailed" for c in codes[1:]):
                 raise EffectFailed(record.key, reasons) from exc
+            messages = " ".join(str(r.get("Message", "")) for r in reasons if r.get("Code") == "ValidationError")
+            if "size" in messages.lower():
+                raise ItemTooLarge(f"TransactWriteItems for {record.key!r} refused an item as too large") from exc
             raise StoreError(f"TransactWriteItems for {record.key!r} was cancelled: {codes or exc}") from exc
         # TransactWriteItems returns no old image: the previous state is unknown here (absent, expired or abandoned).
         return ClaimResult(True, committed, None)
+
+    def run_unprotected(self, effect: Effect) -> None:
+        if effect.apply is not None and not effect.writes:
+            effect.apply()
+        elif effect.writes:
+            self._call("transact_write_items", TransactItems=list(effect.writes))
 
     def delete(self, key: str) -> None:
         self._call("delete_item", TableName=self.table_name, Key=self._key(key))
@@ -364,7 +375,7 @@ class DynamoDBStore(Store):
         return created
 
     def delete_table(self) -> None:
-        """Drop the table (tests and course resets)."""
+        """Drop the table (tests and resets)."""
         try:
             self.client.delete_table(TableName=self.table_name)
         except ClientError as exc:

@@ -7,19 +7,37 @@ from __future__ import annotations
 
 import threading
 
-from helpers.idempotency.errors import EffectFailed, LeaseLost
-from helpers.idempotency.record import Record, Status
-from helpers.idempotency.store.base import ClaimResult, Effect, Store
+from ..errors import EffectFailed, ItemTooLarge, LeaseLost
+from ..record import Record, Status
+from .base import DYNAMODB_ITEM_BYTES, DYNAMODB_PARTITION_KEY_BYTES, ClaimResult, Effect, Store
 
 
 class MemoryStore(Store):
+    """Records in a dict. It keeps DynamoDB's size limits by default (``max_item_bytes``, ``max_key_bytes``), so
+    code tested on it meets the same refusals on DynamoDB; pass None to lift them."""
+
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        max_item_bytes: int | None = DYNAMODB_ITEM_BYTES,
+        max_key_bytes: int | None = DYNAMODB_PARTITION_KEY_BYTES,
+    ) -> None:
         self._records: dict[str, Record] = {}
         self._lock = threading.RLock()
+        self.max_item_bytes = max_item_bytes
+        self.max_key_bytes = max_key_bytes
+
+    def _check_size(self, record: Record) -> None:
+        if self.max_item_bytes is not None and (size := self.item_bytes(record)) > self.max_item_bytes:
+            raise ItemTooLarge(
+                f"the record for {record.key!r} is {size} bytes, over this store's item limit of "
+                f"{self.max_item_bytes} bytes; nothing was written"
+            )
 
     def claim(self, record: Record, *, now: float) -> ClaimResult:
+        self._check_size(record)
         with self._lock:
             old = self._records.get(record.key)
             if old is not None and not old.claimable(now):
@@ -42,6 +60,7 @@ class MemoryStore(Store):
 
     def _replace_owned(self, record: Record, during: str, now: float) -> Record:
         assert record.owner is not None
+        self._check_size(record)
         with self._lock:
             self._owned(record.key, record.owner, during)
             new = record.with_changes(updated_at=now)
@@ -64,6 +83,7 @@ class MemoryStore(Store):
                 "MemoryStore cannot run DynamoDB writes: give Effect(apply=callable) (run atomically with the "
                 "record), or use DynamoDBStore for Effect(writes=[...])."
             )
+        self._check_size(record)
         with self._lock:
             old = self._records.get(record.key)
             if owner is None:
