@@ -144,7 +144,7 @@ def history_frame(events: Iterable[Mapping[str, Any]]) -> Any:
 
     rows = []
     for e in events:
-        details = next((v for k, v in e.items() if k.endswith("EventDetails")), {}) or {}
+        details: Mapping[str, Any] = next((v for k, v in e.items() if k.endswith("EventDetails")), {}) or {}
         what = details.get("name") or details.get("resource", "")
         rows.append({"event": e["type"], "state / resource": what, "error": details.get("error", "")})
     frame = pd.DataFrame(rows, columns=["event", "state / resource", "error"])

@@ -27,6 +27,9 @@ LAYERS: dict[str, int] = {
     "payments": 5,
     "delivery": 5,
     "workflows": 5,
+    "powertools": 5,
+    "orchestration": 5,
+    "choreography": 5,
     "notebook": 6,
 }
 

@@ -53,11 +53,12 @@ def powertools_function(
 
     config = IdempotencyConfig(
         event_key_jmespath=key,
-        payload_validation_jmespath=validation,
+        payload_validation_jmespath=validation or "",  # Powertools' own default: no validation
         use_local_cache=local_cache,
         expires_after_seconds=expires_after_s,
     )
-    config.register_lambda_context(StandInLambdaContext(round(lease_s * 1000), function_name=function_name))
+    stand_in = StandInLambdaContext(round(lease_s * 1000), function_name=function_name)
+    config.register_lambda_context(stand_in)  # type: ignore[arg-type]  # duck-typed: Powertools reads the remaining time
     layer = DynamoDBPersistenceLayer(table_name=table, boto3_client=client)
     wrapped: Callable[..., Any] = idempotent_function(
         body, data_keyword_argument=data_argument, persistence_store=layer, config=config, key_prefix=prefix
