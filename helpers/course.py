@@ -46,7 +46,7 @@ CURRICULUM: tuple[Chapter, ...] = (
     Chapter(
         "08",
         "Idempotent AWS services",
-        "SQS FIFO, SNS FIFO, execution names; PutEvents is not",
+        "SQS FIFO, SNS FIFO, execution names; classic-bus PutEvents is not",
         "08_idempotent_aws_services",
     ),
     Chapter("09", "The idempotent consumer", "helpers.idempotency on DynamoDB vs Powertools", "09_idempotent_consumer"),
