@@ -74,3 +74,20 @@ def test_planned_chapters_and_labs_are_accepted() -> None:
     assert unknown(text) == []
     rows = {r["#"]: r["status"] for r in course.map_rows()}
     assert all(rows[c.number] == "planned" for c in planned)
+
+
+# Notebooks that teach no AWS service behaviour (00 is about the lab itself).
+NO_AWS_BEHAVIOUR = {"00_welcome"}
+
+
+def further_reading(text: str) -> str:
+    """The further-reading part of a notebook's prose (from its heading to the next 'Next:' line)."""
+    match = re.search(r"\*\*Further reading[^\n]*?\*\*(.*?)(?:\nNext:|\Z)", text, re.S)
+    return match.group(1) if match else ""
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem not in NO_AWS_BEHAVIOUR], ids=lambda p: p.stem)
+def test_further_reading_links_aws_documentation(path: Path) -> None:
+    reading = further_reading(prose(path))
+    assert reading, f"{path.name} has no **Further reading** section"
+    assert "https://docs.aws.amazon.com/" in reading, f"{path.name}'s further reading cites no AWS documentation page"
