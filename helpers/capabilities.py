@@ -53,13 +53,14 @@ CAPABILITIES: tuple[Capability, ...] = (
     ),
     Capability(
         "time_travel",
-        "Service clocks can be moved forward in the notebook (freezegun), e.g. past the 5-minute dedup window",
+        "This backend's clock can be moved forward in the notebook (freezegun), e.g. past the 5-minute dedup window",
         embedded=True,
         localstack=False,
         aws=False,
-        embedded_note="only when moto runs inside the kernel (not with the shared `make lab` server)",
+        embedded_note="only when moto runs inside the kernel (not the shared `make lab` server)",
         localstack_note="LocalStack's clock cannot be moved",
-        fallback="explain the window instead of crossing it",
+        fallback="run that demo on a private in-kernel moto whose clock the notebook moves "
+        "(helpers.notebook.private_emulator), and say so",
     ),
     Capability(
         "eventbridge_input_transformer",
@@ -146,13 +147,17 @@ CAPABILITIES: tuple[Capability, ...] = (
         aws=True,
         embedded_note="TTL is stored, expired items stay readable",
         localstack_note="TTL is stored, expired items stay readable",
-        fallback="decide expiry in code from the stored timestamp (AWS also deletes lazily, up to ~48 h)",
+        fallback="decide expiry in code from the stored timestamp (AWS deletes expired items in the background, "
+        "typically within a few days, and promises no upper bound)",
     ),
     Capability(
         "sns_fifo_dedup",
-        "SNS FIFO topics deduplicate and deliver to SQS FIFO queues",
-        embedded=True,
+        "SNS FIFO drops a publish whose MessageDeduplicationId was seen in the last 5 minutes, before any subscriber",
+        embedded=False,
         localstack=True,
+        embedded_note="moto's SNS does not deduplicate: the subscribed FIFO queue drops the copy only while the first "
+        "one is still in it; once it is deleted, the same id is delivered again",
+        fallback="publish the retry before the subscriber deletes the first copy; the notebook states what AWS does",
     ),
     Capability(
         "lambda_runs_code",

@@ -1,4 +1,8 @@
-"""The course map: every notebook and lab in order, linked when its file exists (notebook 00 and the README use it)."""
+"""The course map: every notebook and lab in order, linked when its file exists (notebook 00 and the README use it).
+
+A chapter or lab whose file does not exist yet is *planned*. Notebook prose may name a planned chapter or lab, never one
+the map does not know: ``tests/test_course_references.py`` checks every notebook against this map.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ CURRICULUM: tuple[Chapter, ...] = (
     Chapter(
         "08",
         "Idempotent AWS services",
-        "SQS FIFO, SNS FIFO, execution names; PutEvents is not",
+        "SQS FIFO, SNS FIFO, execution names; classic-bus PutEvents is not",
         "08_idempotent_aws_services",
     ),
     Chapter("09", "The idempotent consumer", "helpers.idempotency on DynamoDB vs Powertools", "09_idempotent_consumer"),
@@ -60,6 +64,27 @@ CURRICULUM: tuple[Chapter, ...] = (
         "12_tokens_flow_through_systems",
     ),
 )
+
+
+@dataclass(frozen=True)
+class Lab:
+    slug: str
+    title: str
+
+
+# The labs the course design names; a lab's folder is labs/<slug>/. Until the folder exists the lab is planned.
+LABS: tuple[Lab, ...] = (
+    Lab("idempotent_payment_endpoint", "Make an HTTP payment endpoint idempotent"),
+    Lab("crash_safe_consumer", "Fix a consumer that double-charges after a crash"),
+    Lab("dedup_ids_and_tokens", "Choose deduplication ids and tokens correctly"),
+    Lab("idempotent_workflow", "Finish the idempotent workflow's state machine"),
+    Lab("capstone", "The end-to-end capstone"),
+)
+
+
+def chapter(number: str) -> Chapter | None:
+    """The chapter with this two-digit number, or None when the course map has none."""
+    return next((c for c in CURRICULUM if c.number == number), None)
 
 
 def notebook_path(chapter: Chapter) -> Path:
@@ -94,6 +119,10 @@ def map_markdown(link_base: str = "") -> str:
     if found:
         lines.append("")
         lines.append("Labs: " + ", ".join(f"[{p.name}]({link_base}../labs/{p.name}/)" for p in found))
+    planned = [lab.title for lab in LABS if not (ROOT / "labs" / lab.slug).is_dir()]
+    if planned:
+        lines.append("")
+        lines.append("Labs planned: " + "; ".join(planned) + ".")
     return "\n".join(lines) + "\n"
 
 

@@ -8,8 +8,15 @@ emulator and on the shared ``make lab`` server alike.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+
+import boto3
+from botocore.config import Config
 
 from helpers import backend as backend_mod
 from helpers.resources import Resources
@@ -65,3 +72,65 @@ def setup(prefix: str, *, quiet: bool = False) -> Workbook:
     else:
         resources.teardown()
     return Workbook(prefix, live, resources)
+
+
+@dataclass
+class PrivateEmulator:
+    """A moto that only this ``with`` block talks to, whose clock the notebook moves (see ``private_emulator``)."""
+
+    clock: Any  # freezegun's frozen clock: .tick(seconds) moves it
+    region: str
+    _session: boto3.session.Session = field(repr=False)
+    _queues: list[tuple[Any, str]] = field(default_factory=list, repr=False)
+
+    def client(self, service: str, **config: Any) -> Any:
+        # The configured endpoint (the shared `make lab` server, LocalStack) is ignored on purpose: these calls stay
+        # in this kernel, where moto answers them under the moved clock.
+        client = self._session.client(
+            service, region_name=self.region, config=Config(ignore_configured_endpoint_urls=True, **config)
+        )
+        if service == "sqs":
+            client.meta.events.register(
+                "after-call.sqs.CreateQueue",
+                lambda parsed, **_: self._queues.append((client, parsed["QueueUrl"])) if "QueueUrl" in parsed else None,
+            )
+        return client
+
+    def tick(self, seconds: float) -> None:
+        self.clock.tick(seconds)
+
+    def _delete_queues(self) -> None:
+        for client, url in reversed(self._queues):
+            client.delete_queue(QueueUrl=url)
+        self._queues.clear()
+
+
+@contextmanager
+def private_emulator(
+    start: datetime | None = None, region: str = backend_mod.DEFAULT_REGION
+) -> Iterator[PrivateEmulator]:
+    """Run a demo on moto inside this kernel with a frozen clock the notebook moves by hand.
+
+    Why: no emulator *server* lets a notebook move its clock (not the shared `make lab` server, not LocalStack), yet
+    a 5-minute window is only convincing when it is crossed. moto in this process under freezegun is the one place
+    where time can be moved; the demo says that it runs there. Whatever the block creates in SQS is deleted at the
+    end, and the data of the notebook's own backend is left alone (moto's mock starts and stops without a reset).
+    """
+    from freezegun import freeze_time
+    from moto import mock_aws
+
+    mock = mock_aws()
+    mock.start(reset=False)
+    # Made up at run time: moto accepts any keys, and none is written down anywhere.
+    session = boto3.session.Session(
+        aws_access_key_id=secrets.token_hex(10), aws_secret_access_key=secrets.token_hex(20)
+    )
+    try:
+        with freeze_time(start or datetime.now(UTC)) as clock:
+            emulator = PrivateEmulator(clock, region, session)
+            try:
+                yield emulator
+            finally:
+                emulator._delete_queues()
+    finally:
+        mock.stop(remove_data=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -38,6 +39,11 @@ def status(url: str) -> int:
         return exc.code
 
 
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
 def other_addresses() -> list[str]:
     """This machine's non-loopback IPv4 addresses, to prove nothing listens on them."""
     out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
@@ -61,13 +67,24 @@ def test_lab_serves_on_loopback_with_token_auth_and_stops_cleanly() -> None:
             line = lab.stdout.readline()
             assert line or lab.poll() is None, "".join(lines)
             lines.append(line)
-            match = re.search(rf"http://127\.0\.0\.1:{jupyter_port}/lab\?token=(\S+)", line)
+            # The printed URL opens notebook 00 itself, not the Launcher.
+            match = re.search(
+                rf"http://127\.0\.0\.1:{jupyter_port}/lab/tree/notebooks/00_welcome\.ipynb\?token=(\S+)", line
+            )
             token = match.group(1) if match else None
         assert token, "".join(lines)
         base = f"http://127.0.0.1:{jupyter_port}"
         assert status(f"{base}/api/status") == 403, "the API must refuse a request without the token"
         assert status(f"{base}/api/status?token={token}") == 200
         assert status(f"http://127.0.0.1:{moto_port}/moto-api/data.json") == 200
+        # A fresh session asks no news question and fetches nothing.
+        notification = get_json(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification?token={token}")
+        defaults = notification["schema"]["properties"]
+        assert (defaults["fetchNews"]["default"], defaults["checkForUpdates"]["default"]) == ("false", False)
+        # Build outputs and packaging metadata stay out of the file browser.
+        listed = {item["name"] for item in get_json(f"{base}/api/contents?token={token}")["content"]}
+        assert "notebooks" in listed and "build" not in listed, listed
+        assert not [name for name in listed if name.endswith(".egg-info")], listed
         for address in other_addresses():
             assert not listening(address, jupyter_port), f"JupyterLab answers on {address}"
             assert not listening(address, moto_port), f"moto answers on {address}"

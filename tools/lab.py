@@ -2,6 +2,9 @@
 
 The kernels get the moto endpoint through AWS_ENDPOINT_URL, so every notebook shares one emulator that a learner can
 also browse at <endpoint>/moto-api/. Jupyter keeps token auth: the token comes from JUPYTER_TOKEN or is made up here.
+The printed URL opens notebook 00 (not the Launcher); JupyterLab asks no news question (tools/jupyterlab/settings holds
+the overrides) and the file browser hides build outputs and packaging metadata. ``kernel_environment`` is the one
+place that says what a kernel sees, so the test that runs every notebook "the make lab way" uses the same values.
 """
 
 from __future__ import annotations
@@ -21,6 +24,46 @@ from helpers.backend import start_moto_server
 ROOT = Path(__file__).resolve().parent.parent
 
 HOST = "127.0.0.1"
+START_NOTEBOOK = "notebooks/00_welcome.ipynb"
+SETTINGS_DIR = ROOT / "tools" / "jupyterlab" / "settings"
+# Not for learners' eyes in the file browser: build outputs, packaging metadata, caches (dot-files are hidden anyway).
+HIDDEN = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~", "build", "*.egg-info")
+
+
+def kernel_environment(endpoint: str, moto_port: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    """What every kernel of the lab sees: the shared moto server as its backend."""
+    return {
+        **(os.environ if base is None else base),
+        "WORKBOOK_BACKEND": "embedded",
+        "AWS_ENDPOINT_URL": endpoint,
+        "MOTO_PORT": str(moto_port),
+    }
+
+
+def start_shared_server(port: int = 0) -> tuple[object, str, int]:
+    """The lab's one moto server (Step Functions execution on, atomic conditional writes), as `make lab` starts it."""
+    server, endpoint = start_moto_server(port)
+    return server, endpoint, int(endpoint.rsplit(":", 1)[1])
+
+
+def jupyter_command(port: int) -> list[str]:
+    hidden = "[" + ",".join(f"'{glob}'" for glob in HIDDEN) + "]"
+    command = [
+        sys.executable, "-m", "jupyter", "lab",
+        f"--ServerApp.ip={HOST}", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+        "--ServerApp.open_browser=False", f"--ServerApp.root_dir={ROOT}",
+        f"--LabApp.default_url=/lab/tree/{START_NOTEBOOK}",
+        f"--LabApp.app_settings_dir={SETTINGS_DIR}",  # overrides.json: no news popup, no update check
+        f"--ContentsManager.hide_globs={hidden}",
+    ]  # fmt: skip
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--ServerApp.allow_root=True")  # containers and CI run as root; Jupyter refuses otherwise
+    return command
+
+
+def start_url(base: str, token: str) -> str:
+    """The URL to print: it opens notebook 00 directly and carries the token."""
+    return f"{base}/lab/tree/{START_NOTEBOOK}?token={token}"
 
 
 def port_is_free(port: int) -> bool:
@@ -61,23 +104,10 @@ def wait_for_jupyter(url: str, process: subprocess.Popen, timeout_s: float = 60.
 def main() -> int:
     token = os.environ.get("JUPYTER_TOKEN") or secrets.token_urlsafe(24)
     moto_port = choose_port("MOTO_PORT", 5000)
-    server, endpoint = start_moto_server(moto_port)
+    server, endpoint, moto_port = start_shared_server(moto_port)
     jupyter_port = choose_port("JUPYTER_PORT", 8888)
-    env = {
-        **os.environ,
-        "WORKBOOK_BACKEND": "embedded",
-        "AWS_ENDPOINT_URL": endpoint,
-        "MOTO_PORT": str(moto_port),
-        "JUPYTER_TOKEN": token,
-    }
-    command = [
-        sys.executable, "-m", "jupyter", "lab",
-        f"--ServerApp.ip={HOST}", f"--ServerApp.port={jupyter_port}", "--ServerApp.port_retries=0",
-        "--ServerApp.open_browser=False", f"--ServerApp.root_dir={ROOT}",
-        "--LabApp.default_url=/lab/tree/notebooks/00_welcome.ipynb",
-    ]  # fmt: skip
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        command.append("--ServerApp.allow_root=True")  # containers and CI run as root; Jupyter refuses otherwise
+    env = {**kernel_environment(endpoint, moto_port), "JUPYTER_TOKEN": token}
+    command = jupyter_command(jupyter_port)
     log_path = ROOT / "build" / "jupyterlab.log"
     log_path.parent.mkdir(exist_ok=True)
     log = log_path.open("w")
@@ -89,7 +119,8 @@ def main() -> int:
     try:
         wait_for_jupyter(base, process)
         print(f"\nmoto server (shared by every notebook): {endpoint}   dashboard: {endpoint}/moto-api/", flush=True)
-        print(f"JupyterLab is ready. Open this URL (it carries the access token):\n\n    {base}/lab?token={token}\n")
+        print("JupyterLab is ready. Open this URL (it opens notebook 00 and carries the access token):")
+        print(f"\n    {start_url(base, token)}\n")
         print("Press Ctrl-C to stop both (JupyterLab logs to build/jupyterlab.log).", flush=True)
         process.wait()
     except KeyboardInterrupt:
