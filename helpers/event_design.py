@@ -7,7 +7,8 @@ Notebook 04's machinery:
   callbacks" and "the callback read a newer version than the event described" are counts, not claims.
 - :func:`consume`: drains a consumer's queue and handles each event the way a sparse or a full-state consumer must.
 - :func:`entry_size` follows the user guide's "Calculating PutEvents event entry size"; :func:`check_entry_size`
-  refuses an entry over :data:`PUT_EVENTS_ENTRY_LIMIT` because the emulators do not (moto accepted 300 KB here).
+  refuses an entry over :data:`PUT_EVENTS_ENTRY_LIMIT` before sending it, because moto does not (it accepted a
+  300 KB entry here; LocalStack 4.14 refuses the request with ValidationException, as AWS does).
 - :class:`ClaimCheck`: a large payload goes to S3 and the event carries a reference (bucket, key, size, SHA-256).
 - :func:`compatibility_errors`: does an event produced by a new schema still satisfy the old consumers' JSON Schema?
 
@@ -45,7 +46,7 @@ class OrdersApiDown(RuntimeError):
 
 
 class EventTooLarge(ValueError):
-    """A PutEvents entry over the limit; AWS rejects it, the emulators do not, so the helper does."""
+    """A PutEvents entry over the limit; AWS rejects it, moto does not, so the helper does."""
 
 
 # -- the orders API -------------------------------------------------------------------------------------------------
@@ -264,12 +265,12 @@ def entry_size(entry: Mapping[str, Any]) -> int:
 
 
 def check_entry_size(entry: Mapping[str, Any], limit: int = PUT_EVENTS_ENTRY_LIMIT) -> int:
-    """The entry's size, or EventTooLarge when AWS would reject it (the emulators would not)."""
+    """The entry's size, or EventTooLarge when AWS would reject it (moto would not)."""
     size = entry_size(entry)
     if size > limit:
         raise EventTooLarge(
-            f"PutEvents entry is {size} bytes, over the {limit}-byte limit: AWS rejects it, the emulators accept "
-            "it. Put the payload in S3 and send a reference (a claim check) instead."
+            f"PutEvents entry is {size} bytes, over the {limit}-byte limit: AWS rejects it (LocalStack too; moto "
+            "accepts it). Put the payload in S3 and send a reference (a claim check) instead."
         )
     return size
 
