@@ -68,7 +68,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests -q $(PARALLEL_UNIT)
 
 nbval: $(STAMP)
-	CI=true TQDM_DISABLE=1 $(BIN)/pytest -q $(PARALLEL) $(NBVAL) $(NOTEBOOKS) $(LAB_SOLUTIONS)
+	CI=true TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p tests.lab_server $(PARALLEL) $(NBVAL) $(NOTEBOOKS) $(LAB_SOLUTIONS)
 
 # The course against LocalStack 4.14 in host mode; LocalStack is always stopped and the exit code kept.
 test-localstack: $(STAMP) localstack-install

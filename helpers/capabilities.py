@@ -113,9 +113,9 @@ CAPABILITIES: tuple[Capability, ...] = (
         "stepfunctions_sync_integration",
         "`states:startExecution.sync` (run a job and wait for it)",
         embedded=False,
-        localstack=False,
-        embedded_note="fails with States.Runtime",
-        localstack_note="not verified here, so not relied on",
+        localstack=True,
+        embedded_note="moto cannot start nested executions: States.Runtime",
+        localstack_note="",
         fallback="a poll loop with DescribeExecution, the loop `.sync` stands for",
     ),
     Capability(

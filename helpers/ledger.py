@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from helpers.resources import Resources
 
 _sequence = itertools.count(1)
@@ -98,7 +100,20 @@ class Ledger:
         return frame.drop(columns=["seq"]).reset_index(drop=True)
 
     def clear(self) -> None:
-        """Forget every charge (between demos in one notebook)."""
-        for page in self._ddb.get_paginator("scan").paginate(TableName=self.table, ProjectionExpression="charge_id"):
+        """Forget every charge (between demos in one notebook).
+
+        A demo that starts again after the notebook's cleanup cell (a widget used after Run All) finds its table
+        gone: clearing then means creating it afresh, so the demo runs instead of failing on a missing table.
+        """
+        try:
+            pages = list(
+                self._ddb.get_paginator("scan").paginate(TableName=self.table, ProjectionExpression="charge_id")
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+            self.table = self.resources.ensure_table(self.name, partition_key="charge_id")
+            return
+        for page in pages:
             for raw in page["Items"]:
                 self._ddb.delete_item(TableName=self.table, Key={"charge_id": raw["charge_id"]})

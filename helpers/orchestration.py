@@ -38,7 +38,7 @@ _PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_]*)\}")
 SYNC_CAPABILITY = "stepfunctions_sync_integration"
 # Measured for notebook 05 on 2026-11-30: LocalStack 4.14 runs startExecution.sync:2 end to end (the child runs, the
 # parent waits and gets its output). helpers.capabilities still says "not verified"; until it is updated this wins.
-SYNC_VERIFIED_ON = ("localstack", "aws")
+SYNC_VERIFIED_ON = ("aws",)  # real AWS runs `.sync`; the emulators say so in helpers.capabilities
 
 # moto's Step Functions interpreter logs each failure a workflow handles (a Catch, a timeout) on stderr; the
 # execution history carries the same facts, and nbval compares stderr.

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hmac
 import json
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -56,6 +57,16 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = BACKLOG
     daemon_threads = True
     block_on_close = False
+
+    closed_by_caller = 0
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A caller that gave up (a timed-out API destination call) closes its end first: the answer finds the
+        # connection gone. That is the caller's choice, not the server's failure: counted, not printed to stderr.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            self.closed_by_caller += 1
+            return
+        super().handle_error(request, client_address)
 
 
 class _Reject(Exception):
@@ -165,6 +176,11 @@ class PaymentsApi:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
+    @property
+    def closed_by_caller(self) -> int:
+        """Answers that found the connection already closed by a caller that gave up waiting (since start)."""
+        return self._server.closed_by_caller if isinstance(self._server, _Server) else 0
+
     def start(self) -> PaymentsApi:
         if self._server is not None:
             return self

@@ -325,6 +325,8 @@ class Resources:
         found += [("stepfunctions", m["name"]) for m in self._machines()]
         found += [("iam:role", r) for r in self._roles()]
         found += [("secretsmanager", s) for s in self._secrets()]
+        found += [("events:archive", a) for a in self._archives()]
+        found += [("s3", b) for b in self._buckets()]
         return sorted(found)
 
     def teardown(self) -> int:
@@ -332,6 +334,9 @@ class Resources:
         deleted = 0
         events, sqs, sns = self._client("events"), self._client("sqs"), self._client("sns")
         p = self.prefix + "-"
+        for archive in self._archives():  # before the buses whose events they keep
+            events.delete_archive(ArchiveName=archive)
+            deleted += 1
         for bus in [*self._bus_names(), "default"]:
             for rule in _rules(events, bus):
                 if bus == "default" and not rule["Name"].startswith(p):
@@ -379,6 +384,14 @@ class Resources:
         for secret in self._secrets():
             secrets.delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
             deleted += 1
+        s3 = self._client("s3")
+        for bucket in self._buckets():
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if keys:
+                    s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+            s3.delete_bucket(Bucket=bucket)
+            deleted += 1
         return deleted
 
     reset = teardown
@@ -415,6 +428,14 @@ class Resources:
     def _roles(self) -> list[str]:
         roles = _paginate(self._client("iam"), "list_roles", "Roles")
         return sorted(r["RoleName"] for r in roles if r["RoleName"].startswith(self.prefix + "-"))
+
+    def _archives(self) -> list[str]:
+        found = self._client("events").list_archives(NamePrefix=self.prefix + "-").get("Archives", [])
+        return sorted(a["ArchiveName"] for a in found if a["ArchiveName"].startswith(self.prefix + "-"))
+
+    def _buckets(self) -> list[str]:
+        found = self._client("s3").list_buckets().get("Buckets", [])
+        return sorted(b["Name"] for b in found if b["Name"].startswith(self.prefix + "-"))
 
     def _secrets(self) -> list[str]:
         found = _paginate(self._client("secretsmanager"), "list_secrets", "SecretList")

@@ -30,6 +30,8 @@ LAYERS: dict[str, int] = {
     "powertools": 5,
     "orchestration": 5,
     "choreography": 5,
+    "routing": 5,
+    "event_design": 5,
     "notebook": 6,
 }
 

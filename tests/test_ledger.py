@@ -114,3 +114,13 @@ def test_amounts_are_stored_as_dynamodb_normalises_them() -> None:
     from helpers.ledger import dynamodb_number
 
     assert [dynamodb_number(v) for v in (18.0, "5.50", 100, 24.62, "0.10")] == ["18", "5.5", "100", "24.62", "0.1"]
+
+
+def test_clear_after_cleanup_creates_the_table_afresh(resources: Resources) -> None:
+    """A demo started again after the notebook's cleanup (a widget used after Run All) runs instead of failing."""
+    ledger = Ledger(resources, name="after-cleanup")
+    ledger.charge("o-1", 5)
+    resources.teardown()
+    ledger.clear()
+    ledger.charge("o-2", 5)
+    assert [c["order_id"] for c in ledger.charges()] == ["o-2"]

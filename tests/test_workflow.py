@@ -126,7 +126,7 @@ def test_failure_marks_failed_and_the_next_run_reacquires(flow):
     assert (failed.status, failed.error) == ("FAILED", "ChildWorkflowException")
     record = flow.record(failed.key)
     assert record["executionstatus"] == "FAILED"
-    assert record["executionresult"]["Error"] == "PaymentDeclined"
+    assert record["executionresult"]["Error"] == "PaymentProviderUnavailable"
     assert _charges(flow, "t-fail") == 0
     retry = flow.run(order, label="retry")
     assert retry.status == "SUCCEEDED" and retry.output["replayed"] is False

@@ -5,7 +5,8 @@ Item layout (one item per key, partition key ``pk``)::
     pk  status  fingerprint  owner  worker  lease_expires_at  expires_at  ttl  updated_at  response  error
 
 ``expires_at`` decides expiry (in code, compared with the caller's clock); ``ttl`` (integer epoch seconds) only lets
-DynamoDB delete dead items later, which it does lazily (up to ~48 h on AWS, never on moto).
+DynamoDB delete dead items later, which it does lazily (typically within a few days on AWS, with no upper bound
+promised; never on moto).
 
 Every write is a whole-item ``PutItem`` (or ``DeleteItem``) with a condition: the writer always knows the full
 record it means to leave, and a put costs the same as an update on AWS (and is several times cheaper on moto).
