@@ -34,7 +34,10 @@ def test_the_plugin_gives_kernels_what_make_lab_gives_them() -> None:
 
 def test_the_printed_url_opens_notebook_00() -> None:
     lab = lab_server.load_lab()
-    assert lab.start_url("http://127.0.0.1:8888", "t") == "http://127.0.0.1:8888/lab/tree/notebooks/00_welcome.ipynb?token=t"
+    assert (
+        lab.start_url("http://127.0.0.1:8888", "t")
+        == "http://127.0.0.1:8888/lab/tree/notebooks/00_welcome.ipynb?token=t"
+    )
     assert (ROOT / lab.START_NOTEBOOK).exists()
 
 

@@ -112,9 +112,7 @@ def main() -> int:
     log_path.parent.mkdir(exist_ok=True)
     log = log_path.open("w")
     # Its own session: Ctrl-C reaches only this launcher, which then stops Jupyter without its y/n prompt.
-    process = subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://{HOST}:{jupyter_port}"
     try:
         wait_for_jupyter(base, process)
