@@ -91,12 +91,12 @@ localstack-status:
 
 # Authors: execute notebooks in place so their stored outputs are fresh (no per-cell timestamps), then commit them.
 notebooks: $(STAMP)
-	@for nb in $(NOTEBOOKS); do $(MAKE) --no-print-directory notebook NB=$$nb || exit 1; done
+	$(BIN)/python tools/execute_notebooks.py $(NOTEBOOKS)
+	$(BIN)/python tools/strip_timings.py $(NOTEBOOKS)
 
+# One notebook (NB=notebooks/NN_x.ipynb), run the way `make lab` runs it (one shared moto server).
 notebook: $(STAMP)
-	CI=true TQDM_DISABLE=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-	  --ExecutePreprocessor.timeout=300 --ExecutePreprocessor.kernel_name=python3 \
-	  --ExecutePreprocessor.record_timing=False $(NB)
+	$(BIN)/python tools/execute_notebooks.py $(NB)
 	$(BIN)/python tools/strip_timings.py $(NB)
 
 timing-report: $(STAMP)
