@@ -24,6 +24,7 @@ from helpers import ticks
 from helpers.capabilities import Capability
 from helpers.messaging import CallResult, Receiver, delete, post_charge, put_orders, queue_depth, receive
 from helpers.payments import ApiFaults
+from helpers.trace import Trace
 
 #: Proposed for helpers.capabilities (measured here): until it lands there, notebooks ask this object.
 MESSAGE_MOVE_TASK = Capability(
@@ -117,16 +118,16 @@ class SyncSender:
 
     style = "sync"
 
-    def __init__(self, url: str, *, attempts: int = 3) -> None:
+    def __init__(self, url: str, *, attempts: int = 3, trace: Trace | None = None) -> None:
         if attempts < 1:
             raise ValueError(f"attempts={attempts}: a sender makes at least one attempt")
-        self.url, self.attempts = url, attempts
+        self.url, self.attempts, self.trace = url, attempts, trace
         self.calls = self.refused = self.retries = self.answers = 0
 
     def send(self, order: Order) -> bool:
         for attempt in range(1, self.attempts + 1):
             self.retries += attempt > 1
-            result: CallResult = post_charge(self.url, order.id, order.amount)
+            result: CallResult = _traced_post(self.trace, "sender", self.url, order)
             self.calls += 1
             if result.ok:
                 self.answers += 1
@@ -177,6 +178,18 @@ class BusSender:
         return put_orders(self.events, self.bus, [order.body()], source=self.source) == 0
 
 
+def _traced_post(trace: Trace | None, actor: str, url: str, order: Order | Mapping[str, Any]) -> CallResult:
+    """POST /charges, recorded in ``trace`` (when given) as a call and its answer."""
+    order_id, amount = (order.id, order.amount) if isinstance(order, Order) else (order["orderId"], order["amount"])
+    if trace is not None:
+        trace.record(actor, "payments API", f"POST /charges {order_id}", key=order_id)
+    result = post_charge(url, order_id, amount)
+    if trace is not None:
+        answer = str(result.status) if result.status is not None else result.error
+        trace.record("payments API", actor, answer, kind="reply" if result.ok else "error", key=order_id)
+    return result
+
+
 # -- the payments side of the asynchronous models ---------------------------------------------------------------------
 @dataclass
 class Worker:
@@ -194,6 +207,7 @@ class Worker:
     handled: dict[str, int] = field(default_factory=dict)
     failures: int = 0
     http_calls: int = 0
+    trace: Trace | None = None
 
     def __post_init__(self) -> None:
         if self.capacity < 1:
@@ -216,7 +230,7 @@ class Worker:
             body = json.loads(message["Body"])
             order = body.get("detail", body)  # a bus delivers the EventBridge envelope
             self.http_calls += 1
-            if post_charge(self.api_url, order["orderId"], order["amount"]).ok:
+            if _traced_post(self.trace, "worker", self.api_url, order).ok:
                 self.handled[order["orderId"]] = tick
                 done.append(message)
             else:

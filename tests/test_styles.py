@@ -8,6 +8,7 @@ from helpers import styles, ticks
 from helpers.ledger import Ledger
 from helpers.messaging import Receiver, queue_depth
 from helpers.resources import Resources, Target
+from helpers.trace import Trace
 
 
 @pytest.fixture
@@ -57,14 +58,16 @@ def test_bad_sender_and_worker_settings_are_refused(receiver: Receiver) -> None:
 
 
 def test_sync_loses_what_arrives_while_the_receiver_is_down(receiver: Receiver) -> None:
+    trace = Trace("sync")
     run = styles.run_style(
-        styles.SyncSender(receiver.url, attempts=2),
+        styles.SyncSender(receiver.url, attempts=2, trace=trace),
         styles.steady(6, per_tick=2, batch="s"),
         receiver=receiver,
         schedule=ticks.Schedule(down=((2, 2),)),
     )
     assert (run.lost, run.client_errors, run.retries, run.http_calls, run.answers) == (2, 2, 2, 8, 4)
     assert receiver.up, "the driver leaves the receiver running"
+    assert trace.count(kind="call") == 8 and trace.count(kind="error") == 4 and trace.count(kind="reply") == 4
 
 
 @pytest.mark.parametrize("style", ["queue", "router", "bus"])
