@@ -1,0 +1,136 @@
+"""Logical time for the integration-style demos: ticks, arrivals, a receiver's schedule, and what was measured.
+
+Wall time on an emulator measures the emulator, so the part-one notebooks count time in **ticks**: tick 1, 2, 3...
+At each tick orders arrive, the receiver is up or down (and accepts at most ``capacity`` calls), and a consumer
+takes what it can. The real services still carry every message; only the clock is simulated. Nothing here sleeps.
+
+- :func:`arrivals` says which orders arrive at which tick (``per_tick`` of them, numbered from 1);
+- :class:`Schedule` says when the receiver is down and how many calls per tick it accepts;
+- :func:`run` drives a ``step(tick)`` function until the work is done, with a hard bound so a bug cannot spin;
+- :class:`Series` keeps one number per tick and series name (queue depth, errors...), for asserts and plots.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def arrivals(count: int, *, per_tick: int = 1, start: int = 1) -> dict[int, list[int]]:
+    """Order numbers (1..count) by the tick they arrive at: ``per_tick`` orders each tick from ``start``."""
+    if count < 0:
+        raise ValueError(f"count={count}: the number of orders cannot be negative")
+    if per_tick < 1:
+        raise ValueError(f"per_tick={per_tick}: the arrival rate must be at least 1 order per tick")
+    if start < 1:
+        raise ValueError(f"start={start}: ticks are numbered from 1")
+    out: dict[int, list[int]] = {}
+    for n in range(1, count + 1):
+        out.setdefault(start + (n - 1) // per_tick, []).append(n)
+    return out
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When the receiver is down (``down``: inclusive ``(first, last)`` tick windows) and how many calls it
+    accepts per tick (``capacity``; None means no limit). The numbers are the demo's, chosen by the notebook."""
+
+    down: tuple[tuple[int, int], ...] = ()
+    capacity: int | None = None
+
+    def __post_init__(self) -> None:
+        windows = tuple(tuple(w) for w in self.down)
+        for window in windows:
+            if len(window) != 2 or not all(isinstance(t, int) and not isinstance(t, bool) for t in window):
+                raise ValueError(f"down window {window!r} must be a pair of ticks (first, last)")
+            first, last = window
+            if first < 1 or last < first:
+                raise ValueError(f"down window {window!r}: need 1 <= first <= last")
+        if self.capacity is not None and (not isinstance(self.capacity, int) or self.capacity < 1):
+            raise ValueError(f"capacity={self.capacity!r}: a receiver accepts at least 1 call per tick (or None)")
+        object.__setattr__(self, "down", windows)
+
+    def is_up(self, tick: int) -> bool:
+        return not any(first <= tick <= last for first, last in self.down)
+
+    def allowance(self, tick: int) -> int | None:
+        """Calls the receiver accepts at ``tick``: 0 when down, ``capacity`` otherwise (None: unlimited)."""
+        return 0 if not self.is_up(tick) else self.capacity
+
+    def down_ticks(self) -> int:
+        return sum(last - first + 1 for first, last in self.down)
+
+
+def run(step: Callable[[int], None], *, until: Callable[[int], bool], max_ticks: int = 1000, start: int = 1) -> int:
+    """Call ``step(tick)`` for tick = start, start+1, ... until ``until(tick)`` is true after a step.
+
+    Returns the last tick run. Raises RuntimeError when ``max_ticks`` pass first (a consumer slower than the
+    arrivals never drains its backlog: better a clear error than a notebook that never ends).
+    """
+    if max_ticks < 1:
+        raise ValueError(f"max_ticks={max_ticks}: run at least one tick")
+    tick = start
+    for tick in range(start, start + max_ticks):
+        step(tick)
+        if until(tick):
+            return tick
+    raise RuntimeError(f"the work was not done after {max_ticks} ticks (last tick {tick}); is the consumer stuck?")
+
+
+@dataclass
+class Series:
+    """Numbers per tick, by name: ``s.add("depth", tick, 3)``; read with :meth:`values` or :meth:`frame`."""
+
+    data: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    def add(self, name: str, tick: int, value: float) -> None:
+        self.data.setdefault(name, {})[tick] = value
+
+    def values(self, name: str) -> list[float]:
+        """The values of ``name`` in tick order."""
+        points = self.data.get(name, {})
+        return [points[t] for t in sorted(points)]
+
+    def peak(self, name: str) -> float:
+        return max(self.values(name), default=0)
+
+    def ticks(self, name: str) -> list[int]:
+        return sorted(self.data.get(name, {}))
+
+    def frame(self, names: Iterable[str] | None = None) -> Any:
+        """A pandas table, one row per tick, one column per series (0 where a series has no value)."""
+        import pandas as pd
+
+        chosen = list(names) if names is not None else list(self.data)
+        ticks = sorted({t for n in chosen for t in self.data.get(n, {})})
+        rows = [{"tick": t, **{n: self.data.get(n, {}).get(t, 0) for n in chosen}} for t in ticks]
+        return pd.DataFrame(rows, columns=["tick", *chosen]).set_index("tick")
+
+    def plot(
+        self,
+        names: Iterable[str] | None = None,
+        *,
+        title: str | None = None,
+        ylabel: str = "",
+        shade: Iterable[tuple[int, int]] = (),
+        shade_label: str = "receiver down",
+        figsize: tuple[float, float] = (8, 3.2),
+    ) -> Any:
+        """A step plot of the series over ticks; ``shade`` marks windows (the outage). Closed before returned."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=figsize)
+        for i, (first, last) in enumerate(shade):
+            ax.axvspan(first - 0.5, last + 0.5, color="tab:red", alpha=0.12, label=shade_label if i == 0 else None)
+        for name in names if names is not None else self.data:
+            ax.step(self.ticks(name), self.values(name), where="mid", label=name, linewidth=2)
+        ax.set_xlabel("tick (logical time)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if title:
+            ax.set_title(title)
+        ax.legend(loc="upper right", frameon=False)
+        fig.tight_layout()
+        plt.close(fig)
+        return fig
