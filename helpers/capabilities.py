@@ -177,6 +177,23 @@ CAPABILITIES: tuple[Capability, ...] = (
         localstack_note="fails silently (FailedEntryCount 0)",
         fallback="target an SQS queue and start the next step from the queue",
     ),
+    Capability(
+        "sqs_message_move_task",
+        "SQS StartMessageMoveTask redrives a dead-letter queue back to its source queue",
+        embedded=False,
+        localstack=True,
+        embedded_note="moto raises NotImplementedError (HTTP 500, with a traceback on the server's stderr)",
+        fallback="receive from the DLQ, send each message to the source queue, delete it from the DLQ",
+    ),
+    Capability(
+        "sqs_fair_queues",
+        "SQS fair queues: a standard queue uses MessageGroupId to deliver quiet tenants' messages first",
+        embedded=False,
+        localstack=False,
+        embedded_note="MessageGroupId on a standard queue is accepted and ignored",
+        localstack_note="not implemented in LocalStack 4.14",
+        fallback="a FIFO queue with one message group per tenant, shown live",
+    ),
 )
 
 BY_NAME: dict[str, Capability] = {c.name: c for c in CAPABILITIES}

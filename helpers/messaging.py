@@ -91,7 +91,7 @@ class CallResult:
 def post_charge(url: str, order_id: str, amount: float, *, timeout: float = CALL_TIMEOUT_S) -> CallResult:
     """``POST /charges`` for one order (its id is the Idempotency-Key); a refused connection is a result, not an
     exception, because counting failures is the point of the demos."""
-    body = {"orderId": order_id, "amount": amount}
+    body: dict[str, Any] = {"orderId": order_id, "amount": amount}
     try:
         response = requests.post(f"{url}/charges", json=body, headers={"Idempotency-Key": order_id}, timeout=timeout)
     except requests.ConnectionError:

@@ -283,7 +283,10 @@ class Router:
             raise ValueError(f"rules {sorted(taken)[0]!r} and {rule!r} would share the resource name {name!r}")
         queue = self.resources.ensure_queue(name)
         arn = self.resources.ensure_rule(
-            name, bus=self.bus_arn, pattern=dict(pattern), targets=[Target(slug(rule)[:64], queue.arn, target)]
+            name,
+            bus=self.bus_arn,
+            pattern=dict(pattern),
+            targets=[Target(slug(rule)[:64], queue.arn, None if target is None else dict(target))],
         )
         self.resources.allow_send_from(queue, arn, "events.amazonaws.com")
         self.queues[rule] = queue
@@ -338,7 +341,7 @@ class Router:
         found: list[Delivered] = []
         for rule in rules:
             for body in self.drain(rule):
-                label = ids.get(body.get("id")) if isinstance(body, Mapping) else None
+                label = ids.get(str(body.get("id"))) if isinstance(body, Mapping) else None
                 found.append(Delivered(rule, label, body))
                 if self.trace is not None and label is not None:
                     self.trace.send("EventBridge", f"{rule} queue", label, key=label)
@@ -451,7 +454,7 @@ def sns_matrix(
         for attribute, value in (("FilterPolicyScope", "MessageBody"), ("FilterPolicy", json.dumps(policy))):
             sns.set_subscription_attributes(SubscriptionArn=subscription, AttributeName=attribute, AttributeValue=value)
         queues[name] = queue
-    by_body = {}
+    by_body: dict[str, Any] = {}
     for label, event in events.items():
         body = json.dumps(dict(event), sort_keys=True)
         if body in by_body:

@@ -22,29 +22,12 @@ from typing import Any
 
 from helpers import capabilities as caps
 from helpers import ticks
-from helpers.capabilities import Capability
 from helpers.messaging import CallResult, Receiver, delete, post_charge, put_orders, queue_depth, receive
 from helpers.payments import ApiFaults
 from helpers.trace import Trace
 
-#: Measured here and proposed for helpers.capabilities; once an entry of the same name is there, it is used instead.
-MESSAGE_MOVE_TASK = caps.BY_NAME.get("sqs_message_move_task") or Capability(
-    "sqs_message_move_task",
-    "SQS StartMessageMoveTask redrives a dead-letter queue back to its source queue",
-    embedded=False,
-    localstack=True,
-    embedded_note="moto raises NotImplementedError (HTTP 500, with a traceback on the server's stderr)",
-    fallback="receive from the DLQ, send each message to the source queue, delete it from the DLQ",
-)
-FAIR_QUEUES = caps.BY_NAME.get("sqs_fair_queues") or Capability(
-    "sqs_fair_queues",
-    "SQS fair queues: a standard queue uses MessageGroupId to deliver quiet tenants' messages first",
-    embedded=False,
-    localstack=False,
-    embedded_note="MessageGroupId on a standard queue is accepted and ignored",
-    localstack_note="not implemented in LocalStack 4.14",
-    fallback="a FIFO queue with one message group per tenant, shown live",
-)
+MESSAGE_MOVE_TASK = caps.BY_NAME["sqs_message_move_task"]
+FAIR_QUEUES = caps.BY_NAME["sqs_fair_queues"]
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ LAYERS: dict[str, int] = {
     "backend": 1,
     "resources": 2,
     "faults": 3,
+    "ticks": 3,
     "ledger": 3,
     "trace": 3,
     "viz": 3,
@@ -31,6 +32,8 @@ LAYERS: dict[str, int] = {
     "orchestration": 5,
     "choreography": 5,
     "routing": 5,
+    "messaging": 5,
+    "styles": 5,
     "event_design": 5,
     "notebook": 6,
 }
