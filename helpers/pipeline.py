@@ -321,8 +321,14 @@ class System:
             action()
 
     def result(self) -> Result:
-        return Result(list(self.keys), self.attempts.copy(), self.effects.copy(), self.absorbed.copy(),
-                      self.injected.copy(), self.charges.copy())
+        return Result(
+            list(self.keys),
+            self.attempts.copy(),
+            self.effects.copy(),
+            self.absorbed.copy(),
+            self.injected.copy(),
+            self.charges.copy(),
+        )
 
     # -- hop 1: the client ------------------------------------------------------------------------------------------
     def _client(self, key: str, order: dict[str, Any], attempt: int = 1) -> None:
@@ -342,8 +348,9 @@ class System:
     def _orders_api(self, header_key: str, client_key: str, order: dict[str, Any]) -> None:
         self.attempts["orders-api"] += 1
         request = {"headers": {"Idempotency-Key": header_key}, "body": order}
-        outcome = self.orders_guard.execute(request, lambda: self._publish(header_key, client_key, order),
-                                            token=header_key)
+        outcome = self.orders_guard.execute(
+            request, lambda: self._publish(header_key, client_key, order), token=header_key
+        )
         if outcome.replayed:
             self._absorb("orders-api", client_key)
 
@@ -365,8 +372,13 @@ class System:
         event = {"id": self._new_uuid(), "source": "orders", "detail-type": "OrderPlaced", "detail": detail}
         if replay:
             event["replay-name"] = replay
-        self._note("orders-api" if not replay else "bus", "bus", "PutEvents" if not replay else "archive replay",
-                   "send", client_key)
+        self._note(
+            "orders-api" if not replay else "bus",
+            "bus",
+            "PutEvents" if not replay else "archive replay",
+            "send",
+            client_key,
+        )
         self._note("bus", "queue", f"rule: event {event['id'][:8]}", "send", client_key)
         copies = 2 if self._hit("deliver_twice", event["id"]) else 1
         for _ in range(copies):
@@ -424,12 +436,12 @@ class System:
             self._absorb("consumer", client_key)
         self._delete(mid, receipt)
 
-    def _consumer_work(self, event: dict[str, Any], token: str, client_key: str, message: Message, mid: int,
-                       slow: bool) -> str:
+    def _consumer_work(
+        self, event: dict[str, Any], token: str, client_key: str, message: Message, mid: int, slow: bool
+    ) -> str:
         self.effects["consumer"] += 1
         name = self._new_uuid() if self.link == "random_execution_name" else derive_key(token, "execution")
-        payload = {"idempotency_key": token,
-                   "orderId": event["detail"]["orderId"], "amount": event["detail"]["amount"]}
+        payload = {"idempotency_key": token, "orderId": event["detail"]["orderId"], "amount": event["detail"]["amount"]}
         for attempt in range(1, self.max_retries + 1):
             self._note("consumer", "workflow", f"StartExecution name={name[:8]}", "call", client_key)
             try:
@@ -566,8 +578,15 @@ class ChaosSummary:
     absorbed: Mapping[str, int]
 
 
-def chaos_runs(runs: int, *, rate: float = 0.3, orders: int = 1, first_seed: int = 0, link: str = "intact",
-               timing: Timing | None = None) -> ChaosSummary:
+def chaos_runs(
+    runs: int,
+    *,
+    rate: float = 0.3,
+    orders: int = 1,
+    first_seed: int = 0,
+    link: str = "intact",
+    timing: Timing | None = None,
+) -> ChaosSummary:
     """``runs`` seeded runs with every source on at ``rate``: totals of lost and doubled charges."""
     injected: Counter = Counter()
     absorbed: Counter = Counter()
