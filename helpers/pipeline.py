@@ -27,8 +27,8 @@ import json
 import random
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.faults import WorkerCrashed, draw
@@ -261,6 +261,7 @@ class System:
         self._tokens: set[str] = set()
         self._messages: dict[int, Message] = {}
         self.keys: list[str] = []
+        self.dead_lettered = 0
 
         def guard(scope: str, expires: float, lease: float, **where: str) -> Idempotency:
             return Idempotency(
@@ -277,7 +278,10 @@ class System:
         header = {"token_header": "Idempotency-Key"}
         self.orders_guard = guard("orders-api", self.windows.orders_api, 10.0, **header)
         self.consumer_guard = guard(
-            "consumer", self.windows.consumer, self.timing.consumer_lease, token_field="metadata.idempotency_key"
+            "consumer",
+            self.windows.consumer,
+            self.timing.consumer_lease,
+            token_field="metadata.idempotency_key",  # noqa: S106 - a field path
         )
         self.payments_guard = guard("payments-api", self.windows.payments_api, 10.0, **header)
 
@@ -510,6 +514,9 @@ class System:
         self._payments_api(key, event, client_key)
         if attempt <= self.max_retries and self._hit("apidest_retry", client_key, attempt):
             self._note("payments-api", "api-destination", "response lost", "lost", client_key)
+            if attempt * self.timing.retry_after > self.windows.eventbridge_retry:
+                self.dead_lettered += 1  # older than MaximumEventAgeInSeconds: EventBridge stops retrying
+                return
             self._at(self.timing.retry_after, lambda: self._api_destination(event, client_key, attempt + 1))
         else:
             self._note("payments-api", "api-destination", "201", "reply", client_key)
@@ -534,7 +541,7 @@ class System:
 def each_source(*, orders: int = 1, seed: int = 0) -> list[dict[str, Any]]:
     """One row per duplication source switched on alone: attempts per hop, charges, and what absorbed it."""
     rows = []
-    for source, (hop, what) in SOURCES.items():
+    for source, (hop, _what) in SOURCES.items():
         result = System(Chaos.only(source, seed=seed), seed=seed).run(orders)
         rows.append(_row(source, result) | {"strikes at": hop})
     return rows
@@ -607,9 +614,15 @@ def content_dedup_id(body: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, separators=(",", ":")).encode()).hexdigest()
 
 
-def replace_windows(windows: Windows, **changes: float) -> Windows:
-    return replace(windows, **changes)
+def late_duplicate(source: str, after_s: float, *, windows: Windows | None = None) -> Result:
+    """One order and one duplicate from ``source`` that arrives ``after_s`` seconds after the original.
 
-
-def sources_in(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    return [r["scenario"] for r in rows]
+    ``archive_replay`` replays the event that long after; ``client_retry``, ``apidest_retry`` (and the other
+    lost-response sources) retry that long after. Which hops still remember the key decides the charges.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown duplication source {source!r}; known: {', '.join(SOURCES)}")
+    if after_s < 0:
+        raise ValueError("after_s: a duplicate arrives after the original (seconds >= 0)")
+    timing = Timing(replay_after=after_s) if source == "archive_replay" else Timing(retry_after=after_s)
+    return System(Chaos.only(source), windows=windows, timing=timing).run(1)
