@@ -127,6 +127,7 @@ class LiveSystem:
         self._asked: Counter = Counter()
         self._names: set[str] = set()  # execution names this system started (a repeat gets the same ARN back)
         self._chaos = Chaos()
+        self.refusals: list[str] = []  # error codes the backend gave a repeated SendTaskSuccess
         self.events = self.backend.client("events")
         self.sqs = self.backend.client("sqs")
         self.sfn = self.backend.client("stepfunctions")
@@ -303,7 +304,7 @@ class LiveSystem:
                     waiting.append(message)
             pending = self._receive()
             if not pending and waiting:  # let the visibility timeout (and the consumer's lease) run out
-                self.clock.advance(61.0)
+                self.clock.advance(31.0)  # a visibility timeout (30 s); the consumer's lease (60 s) may still run
                 for message in waiting:
                     self.sqs.change_message_visibility(
                         QueueUrl=self.queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
@@ -378,23 +379,35 @@ class LiveSystem:
         token = json.loads(tasks[0]["Body"])["token"]
         self.sqs.delete_message(QueueUrl=self.tasks.url, ReceiptHandle=tasks[0]["ReceiptHandle"])
         self.trace.send("workflow", "task-worker", "waitForTaskToken", key=key)
-        for attempt in (1, 2) if self._hit("second_task_success", key) else (1,):
-            self.attempts["task-worker"] += 1
-            try:
-                self.sfn.send_task_success(taskToken=token, output=json.dumps({"authorised": True}))
-            except ClientError:  # AWS: InvalidToken / TaskTimedOut once the token was answered
-                self._absorb("task-worker", key, "the token was already answered")
-                self.trace.error("workflow", "task-worker", "token already answered", key=key)
-                continue
-            self.effects["task-worker"] += 1
-            self.trace.reply("task-worker", "workflow", f"SendTaskSuccess attempt {attempt}", key=key)
+        self._task_success(token, key, 1)
+        status = self._wait_done(arn, deadline)
+        self.trace.send("workflow", "bus", "events:putEvents PaymentRequested", key=key)
+        if self._hit("second_task_success", key):
+            # The worker never saw its first answer acknowledged and sends it again (after the workflow moved on).
+            self._task_success(token, key, 2)
+        assert status == "SUCCEEDED", f"the workflow ended {status}"
+
+    def _task_success(self, token: str, key: str, attempt: int) -> None:
+        self.attempts["task-worker"] += 1
+        self.trace.record("task-worker", "workflow", f"SendTaskSuccess attempt {attempt}", key=key)
+        try:
+            self.sfn.send_task_success(taskToken=token, output=json.dumps({"authorised": True}))
+        except ClientError as exc:  # the token was answered: the service refuses it (InvalidToken on moto)
+            self.refusals.append(exc.response["Error"]["Code"])
+            self._absorb("task-worker", key, "the token was already answered")
+            self.trace.error("workflow", "task-worker", "refused: token already answered", key=key)
+            return
+        self.effects["task-worker"] += 1
+        self.trace.reply("workflow", "task-worker", "accepted", key=key)
+
+    def _wait_done(self, arn: str, deadline: float) -> str:
+        status = "RUNNING"
         while time.monotonic() < deadline:
             status = self.sfn.describe_execution(executionArn=arn)["status"]
             if status != "RUNNING":
                 break
             time.sleep(0.05)
-        assert status == "SUCCEEDED", f"the workflow ended {status}"
-        self.trace.send("workflow", "bus", "events:putEvents PaymentRequested", key=key)
+        return status
 
     # -- API destination -> payments API -> ledger ------------------------------------------------------------
     def _drain_payments(self, key: str) -> None:
@@ -406,6 +419,7 @@ class LiveSystem:
         dispatcher = dl.ApiDestinationDispatcher.for_route(
             self.backend, self.route, clock=dl.ManualClock(), seed=self.seed, backoff_base=1.0
         )
+        self.trace.send("bus", "api-destination", "rule matched PaymentRequested", key=key)
         before = len(self.api.served)
         dispatcher.drain(wait_seconds=0)
         served = [s for s in self.api.served[before:] if s.key and not s.key.startswith("$.")]  # not LocalStack's own
@@ -431,3 +445,46 @@ class LiveSystem:
 def _depth(sqs: Any, url: str) -> int:
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
     return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+# -- the FIFO trap ----------------------------------------------------------------------------------------------------
+FIFO_SOURCE = "capstone.fifo"
+#: The fix: send only the operation's stable fields, so the body (and its SHA-256) is the same on every PutEvents.
+STABLE_BODY = {
+    "InputPathsMap": {"key": "$.detail.metadata.idempotency_key", "order": "$.detail.orderId"},
+    "InputTemplate": '{"idempotency_key": "<key>", "orderId": "<order>"}',
+}
+
+
+def fifo_trap(
+    resources: Resources, name: str, key: str, *, stable_body: bool = False, wait_s: float = 10.0
+) -> list[dict[str, Any]]:
+    """Publish one order twice (a PutEvents retry) to a rule whose target is an SQS FIFO queue with content-based
+    deduplication; return the bodies the queue delivered. ``stable_body`` adds the InputTransformer fix."""
+    events, sqs = resources.backend.client("events"), resources.backend.client("sqs")
+    bus = resources.ensure_bus("bus")
+    queue = resources.ensure_queue(name, fifo=True, content_based_dedup=True)
+    extra: dict[str, Any] = {"SqsParameters": {"MessageGroupId": "orders"}}
+    if stable_body:
+        extra["InputTransformer"] = STABLE_BODY
+    rule = resources.ensure_rule(
+        name,
+        bus=bus,
+        pattern={"source": [FIFO_SOURCE], "detail-type": [name]},
+        targets=[Target("fifo", queue.arn, extra)],
+    )
+    resources.allow_send_from(queue, rule, "events.amazonaws.com")
+    detail = json.dumps({"metadata": {"idempotency_key": key}, "orderId": "o-fifo", "amount": 25})
+    entry = {"Source": FIFO_SOURCE, "DetailType": name, "Detail": detail, "EventBusName": bus.rsplit("/", 1)[-1]}
+    for _ in range(2):
+        assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+    bodies: list[dict[str, Any]] = []
+    deadline = time.monotonic() + wait_s
+    while len(bodies) < 2 and time.monotonic() < deadline:
+        got = sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        for message in got:
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+        if bodies and not got:
+            break  # one arrived and nothing more within a second: the copy was deduplicated
+    return bodies
