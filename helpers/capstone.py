@@ -127,6 +127,7 @@ class LiveSystem:
         self._asked: Counter = Counter()
         self._names: set[str] = set()  # execution names this system started (a repeat gets the same ARN back)
         self._chaos = Chaos()
+        self._subjects: dict[str, str] = {}  # client key -> order id, what the fault draws are keyed by
         self.refusals: list[str] = []  # error codes the backend gave a repeated SendTaskSuccess
         self.events = self.backend.client("events")
         self.sqs = self.backend.client("sqs")
@@ -209,17 +210,24 @@ class LiveSystem:
 
     # -- one order ------------------------------------------------------------------------------------------------
     def order(self, key: str, order: dict[str, Any], chaos: Chaos | None = None) -> None:
-        """Send one order with client key ``key`` through every hop, injecting what ``chaos`` says."""
+        """Send one order with client key ``key`` through every hop, injecting what ``chaos`` says.
+
+        Use a new random key per order, as a client would: execution names derived from a key are taken for 90 days
+        (and an emulator may keep them after the state machine is deleted), so a key reused across runs would meet
+        ``ExecutionAlreadyExists`` and never charge. The faults are drawn per ``orderId``, so they repeat anyway."""
         chaos = chaos or Chaos()
         self._chaos = chaos
+        self._subjects[key] = str(order.get("orderId", key))
         published = self.effects["bus"]
         self._client(key, order)
         self._consume_all(key, self.effects["bus"] - published)
         self._drain_payments(key)
 
     def _hit(self, source: str, key: str) -> bool:
-        self._asked[(source, key)] += 1
-        if self._chaos.hits(source, key, self._asked[(source, key)]):
+        """Does ``source`` strike now? Drawn for the order (not its random key), so a seed gives the same faults."""
+        subject = self._subjects.get(key, key)
+        self._asked[(source, subject)] += 1
+        if self._chaos.hits(source, subject, self._asked[(source, subject)]):
             self.injected[source] += 1
             return True
         return False
@@ -343,7 +351,7 @@ class LiveSystem:
         new = False
         for attempt in (1, 2) if retry else (1,):
             self.attempts["workflow"] += 1
-            self.trace.record("consumer", "workflow", f"StartExecution name={name[:8]}... attempt {attempt}", key=key)
+            self.trace.record("consumer", "workflow", f"StartExecution name=derive_key(K) attempt {attempt}", key=key)
             try:
                 self.sfn.start_execution(stateMachineArn=self.machine, name=name, input=json.dumps(payload))
             except ClientError as exc:
@@ -456,26 +464,29 @@ STABLE_BODY = {
 }
 
 
-def fifo_trap(
-    resources: Resources, name: str, key: str, *, stable_body: bool = False, wait_s: float = 10.0
-) -> list[dict[str, Any]]:
-    """Publish one order twice (a PutEvents retry) to a rule whose target is an SQS FIFO queue with content-based
-    deduplication; return the bodies the queue delivered. ``stable_body`` adds the InputTransformer fix."""
-    events, sqs = resources.backend.client("events"), resources.backend.client("sqs")
+def ensure_fifo_target(resources: Resources, name: str, *, stable_body: bool = False) -> tuple[str, Any]:
+    """A rule on the bus whose target is an SQS FIFO queue with content-based deduplication (the trap), or, with
+    ``stable_body``, the same target sending only the stable fields (the fix). Returns (bus name, queue)."""
     bus = resources.ensure_bus("bus")
     queue = resources.ensure_queue(name, fifo=True, content_based_dedup=True)
     extra: dict[str, Any] = {"SqsParameters": {"MessageGroupId": "orders"}}
     if stable_body:
         extra["InputTransformer"] = STABLE_BODY
-    rule = resources.ensure_rule(
-        name,
-        bus=bus,
-        pattern={"source": [FIFO_SOURCE], "detail-type": [name]},
-        targets=[Target("fifo", queue.arn, extra)],
-    )
+    pattern = {"source": [FIFO_SOURCE], "detail-type": [name]}
+    rule = resources.ensure_rule(name, bus=bus, pattern=pattern, targets=[Target("fifo", queue.arn, extra)])
     resources.allow_send_from(queue, rule, "events.amazonaws.com")
+    return bus.rsplit("/", 1)[-1], queue
+
+
+def fifo_trap(
+    resources: Resources, name: str, key: str, *, stable_body: bool = False, wait_s: float = 10.0
+) -> list[dict[str, Any]]:
+    """Publish one order twice (a PutEvents retry) through :func:`ensure_fifo_target`; return the bodies the FIFO
+    queue delivered."""
+    events, sqs = resources.backend.client("events"), resources.backend.client("sqs")
+    bus_name, queue = ensure_fifo_target(resources, name, stable_body=stable_body)
     detail = json.dumps({"metadata": {"idempotency_key": key}, "orderId": "o-fifo", "amount": 25})
-    entry = {"Source": FIFO_SOURCE, "DetailType": name, "Detail": detail, "EventBusName": bus.rsplit("/", 1)[-1]}
+    entry = {"Source": FIFO_SOURCE, "DetailType": name, "Detail": detail, "EventBusName": bus_name}
     for _ in range(2):
         assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
     bodies: list[dict[str, Any]] = []
