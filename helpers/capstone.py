@@ -400,7 +400,7 @@ class LiveSystem:
         self.trace.record("task-worker", "workflow", f"SendTaskSuccess attempt {attempt}", key=key)
         try:
             self.sfn.send_task_success(taskToken=token, output=json.dumps({"authorised": True}))
-        except ClientError as exc:  # the token was answered: the service refuses it (InvalidToken on moto)
+        except ClientError as exc:  # the task is closed: AWS answers TaskTimedOut, moto InvalidToken
             self.refusals.append(exc.response["Error"]["Code"])
             self._absorb("task-worker", key, "the token was already answered")
             self.trace.error("workflow", "task-worker", "refused: token already answered", key=key)

@@ -46,8 +46,9 @@ def derive_key(upstream: str, hop: str) -> str:
     Why this derivation: the same upstream key always gives the same downstream key (so a retry anywhere upstream
     reaches the next service with the key it saw before), different hops get different keys (a payment key is never
     an execution name), nothing needs storing, and the result (36 characters of ``[0-9a-f-]``) is a valid
-    Step Functions execution name (1-80 characters, letters, digits, ``-`` and ``_``; StartExecution API reference)
-    and a valid ``Idempotency-Key`` value. Never ``uuid4()`` here: a key made again is a new operation.
+    Step Functions execution name (1-80 characters; only letters, digits, ``-`` and ``_`` if CloudWatch Logs is to
+    work; StartExecution API reference) and a valid ``Idempotency-Key`` value. Never ``uuid4()`` here: a key made
+    again is a new operation.
     """
     if not upstream or not isinstance(upstream, str):
         raise ValueError("derive_key needs the upstream key (a non-empty string); never derive from nothing")
@@ -89,7 +90,7 @@ MECHANISMS: dict[str, str] = {
     "consumer": "consumer: idempotency record on detail.metadata.idempotency_key",
     "consumer-in-progress": "consumer: record IN_PROGRESS (409), message returns after the visibility timeout",
     "workflow": "StartExecution: execution name (same execution, or ExecutionAlreadyExists)",
-    "task-token": "task token: a second SendTaskSuccess gets InvalidToken",
+    "task-token": "task token: a second SendTaskSuccess is refused (AWS: TaskTimedOut, the task is closed)",
     "payments-api": "payments API: Idempotency-Key record (replays the first response)",
 }
 
@@ -116,10 +117,18 @@ class Windows:
 
     def rows(self) -> list[dict[str, Any]]:
         return [
-            {"hop": "orders API record", "window s": self.orders_api, "set by": "helpers.payments DAY_S (the course)"},
+            {
+                "hop": "orders API record",
+                "window s": self.orders_api,
+                "set by": "helpers.pipeline.Windows (the course)",
+            },
             {"hop": "consumer record", "window s": self.consumer, "set by": "IdempotencyConfig.expires_after"},
             {"hop": "execution name", "window s": self.execution_name, "set by": "AWS: StartExecution, 90 days"},
-            {"hop": "payments API record", "window s": self.payments_api, "set by": "helpers.payments DAY_S"},
+            {
+                "hop": "payments API record",
+                "window s": self.payments_api,
+                "set by": "helpers.payments.DAY_S (the course)",
+            },
             {"hop": "SQS FIFO dedup id", "window s": self.sqs_fifo_dedup, "set by": "AWS: SQS FIFO, 5 minutes"},
             {"hop": "EventBridge retries", "window s": self.eventbridge_retry, "set by": "AWS: 24 h event age"},
         ]
