@@ -232,9 +232,10 @@ class LiveSystem:
             return True
         return False
 
-    def _absorb(self, hop: str, key: str, how: str) -> None:
-        self.absorbed[hop] += 1
-        self.trace.note(hop, f"duplicate absorbed: {how}", key=key)
+    def _absorb(self, where: str, key: str, how: str) -> None:
+        """Count a duplicate stopped at ``where`` (a hop, or ``consumer-in-progress``) and note it in the trace."""
+        self.absorbed[where] += 1
+        self.trace.note(where.removesuffix("-in-progress"), f"duplicate absorbed: {how}", key=key)
 
     # -- client -> orders API -> bus ------------------------------------------------------------------------------
     def _client(self, key: str, order: dict[str, Any]) -> None:
@@ -328,7 +329,7 @@ class LiveSystem:
         try:
             outcome = self.consumer_guard.execute(event["detail"], lambda: self._start(event["detail"], key))
         except InProgress:
-            self._absorb("consumer", key, "record IN_PROGRESS (409): left for later")
+            self._absorb("consumer-in-progress", key, "record IN_PROGRESS (409): left for later")
             return False
         except WorkerCrashed:
             self.trace.crash("consumer", "crashed before DeleteMessage", key=key)
