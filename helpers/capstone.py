@@ -127,6 +127,7 @@ class LiveSystem:
         self._asked: Counter = Counter()
         self._names: set[str] = set()  # execution names this system started (a repeat gets the same ARN back)
         self._chaos = Chaos()
+        self.event_id_as_key = False  # break one link: the consumer keys on the event id instead of the client key
         self._subjects: dict[str, str] = {}  # client key -> order id, what the fault draws are keyed by
         self.refusals: list[str] = []  # error codes the backend gave a repeated SendTaskSuccess
         self.events = self.backend.client("events")
@@ -218,10 +219,10 @@ class LiveSystem:
         chaos = chaos or Chaos()
         self._chaos = chaos
         self._subjects[key] = str(order.get("orderId", key))
-        published = self.effects["bus"]
+        published, started = self.effects["bus"], self.effects["workflow"]
         self._client(key, order)
         self._consume_all(key, self.effects["bus"] - published)
-        self._drain_payments(key)
+        self._drain_payments(key, self.effects["workflow"] - started)
 
     def _hit(self, source: str, key: str) -> bool:
         """Does ``source`` strike now? Drawn for the order (not its random key), so a seed gives the same faults."""
@@ -327,7 +328,10 @@ class LiveSystem:
         event = json.loads(message["Body"])
         self.trace.send("queue", "consumer", "ReceiveMessage", key=key)
         try:
-            outcome = self.consumer_guard.execute(event["detail"], lambda: self._start(event["detail"], key))
+            token = event["id"] if self.event_id_as_key else None  # the broken link: a key made by the bus
+            outcome = self.consumer_guard.execute(
+                event["detail"], lambda: self._start(event["detail"], key, token), token=token
+            )
         except InProgress:
             self._absorb("consumer-in-progress", key, "record IN_PROGRESS (409): left for later")
             return False
@@ -338,9 +342,9 @@ class LiveSystem:
             self._absorb("consumer", key, "idempotency record, stored result replayed")
         return True
 
-    def _start(self, detail: dict[str, Any], key: str) -> str:
+    def _start(self, detail: dict[str, Any], key: str, token: str | None = None) -> str:
         self.effects["consumer"] += 1
-        carried = detail["metadata"]["idempotency_key"]
+        carried = token or detail["metadata"]["idempotency_key"]
         name = derive_key(carried, "execution")
         payload = {
             "idempotency_key": carried,
@@ -419,18 +423,18 @@ class LiveSystem:
         return status
 
     # -- API destination -> payments API -> ledger ------------------------------------------------------------
-    def _drain_payments(self, key: str) -> None:
+    def _drain_payments(self, key: str, expected: int = 1) -> None:
         if self._hit("apidest_retry", key):
             self.api.faults.lose_responses(1)
         deadline = time.monotonic() + self.wait_s
-        while time.monotonic() < deadline and _depth(self.sqs, self.route.tap.url) < 1:
+        while time.monotonic() < deadline and _depth(self.sqs, self.route.tap.url) < expected:
             time.sleep(0.05)
         dispatcher = dl.ApiDestinationDispatcher.for_route(
             self.backend, self.route, clock=dl.ManualClock(), seed=self.seed, backoff_base=1.0
         )
         self.trace.send("bus", "api-destination", "rule matched PaymentRequested", key=key)
         before = len(self.api.served)
-        dispatcher.drain(wait_seconds=0)
+        delivered = dispatcher.drain(wait_seconds=0)
         served = [s for s in self.api.served[before:] if s.key and not s.key.startswith("$.")]  # not LocalStack's own
         for attempt, s in enumerate(served, 1):
             self.attempts["api-destination"] += 1
@@ -445,7 +449,7 @@ class LiveSystem:
                 self.trace.lost("payments-api", "api-destination", "response lost", key=key)
             else:
                 self.trace.reply("payments-api", "api-destination", str(s.status), key=key)
-        self.effects["api-destination"] += 1
+        self.effects["api-destination"] += len(delivered)
 
     def charges_for(self, order_id: str) -> int:
         return self.ledger.charges_per_order().get(order_id, 0)

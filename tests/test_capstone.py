@@ -46,3 +46,15 @@ def test_end_to_end_chaos_runs_on_the_emulator_lose_nothing_and_double_nothing(l
     assert set(live.injected) == set(cs.LIVE_SOURCES)
     assert live.absorbed["orders-api"] >= 2 and live.absorbed["workflow"] >= 2 and live.absorbed["payments-api"] >= 2
     assert live.ledger.duplicates() == 0
+
+
+def test_a_broken_link_charges_twice_on_the_emulator(live):
+    """Proves the failure is real, not a model artefact: the consumer keyed on the event id turns a PutEvents retry
+    into two executions and two charges."""
+    live.reset_counts()
+    live.event_id_as_key = True
+    try:
+        live.order(_key(), {"orderId": "t-broken", "amount": 10}, p.Chaos.only("putevents_retry"))
+    finally:
+        live.event_id_as_key = False
+    assert live.effects["workflow"] == 2 and live.charges_for("t-broken") == 2
