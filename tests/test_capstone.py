@@ -58,3 +58,9 @@ def test_a_broken_link_charges_twice_on_the_emulator(live):
     finally:
         live.event_id_as_key = False
     assert live.effects["workflow"] == 2 and live.charges_for("t-broken") == 2
+
+
+def test_fifo_content_dedup_keeps_a_putevents_retry(live):
+    """Proves the FIFO trap on the backend: two PutEvents of one order reach a content-deduplicated FIFO queue twice."""
+    bodies = cs.fifo_trap(live.resources, "fifo-trap", _key())
+    assert len(bodies) == 2 and bodies[0]["detail"] == bodies[1]["detail"] and bodies[0]["id"] != bodies[1]["id"]
