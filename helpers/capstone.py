@@ -15,6 +15,7 @@ on the messages whose timeout the demo lets run out.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import time
@@ -170,7 +171,7 @@ class LiveSystem:
         )
         self.machine = resources.ensure_state_machine("workflow", workflow_definition(self.tasks.url, self.bus_name))
 
-        def guard(table: str, scope: str, expires: float, lease: float, **where: str) -> Idempotency:
+        def guard(table: str, scope: str, expires: float, lease: float, **where: Any) -> Idempotency:
             store = DynamoDBStore(resources.name(table), client=ddb)
             store.create_table()
             return Idempotency(
@@ -252,7 +253,7 @@ class LiveSystem:
                 "/orders",
                 {"Idempotency-Key": key},
                 body,
-                lambda request, k=key: self._publish(k, request),
+                functools.partial(self._publish, key),
             )
             if response.replayed:
                 self._absorb("orders-api", key, "Idempotency-Key record, first response replayed")
@@ -427,6 +428,7 @@ class LiveSystem:
         if self._hit("apidest_retry", key):
             self.api.faults.lose_responses(1)
         deadline = time.monotonic() + self.wait_s
+        assert self.route.tap is not None, "the route feeds the dispatcher through its tap queue"
         while time.monotonic() < deadline and _depth(self.sqs, self.route.tap.url) < expected:
             time.sleep(0.05)
         dispatcher = dl.ApiDestinationDispatcher.for_route(

@@ -20,6 +20,7 @@ a new execution, a charge); ``absorbed`` says which mechanism stopped each dupli
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import itertools
@@ -272,7 +273,7 @@ class System:
         self.keys: list[str] = []
         self.dead_lettered = 0
 
-        def guard(scope: str, expires: float, lease: float, **where: str) -> Idempotency:
+        def guard(scope: str, expires: float, lease: float, **where: Any) -> Idempotency:
             return Idempotency(
                 store=MemoryStore(),
                 clock=self.clock,
@@ -322,7 +323,7 @@ class System:
         for n in range(orders):
             key = self._new_uuid()
             self.keys.append(key)
-            self._at(0.0, lambda k=key, n=n: self._client(k, {"orderId": f"o-{n + 1}", "amount": amount}))
+            self._at(0.0, functools.partial(self._client, key, {"orderId": f"o-{n + 1}", "amount": amount}))
         self.drain()
         return self.result()
 
@@ -382,7 +383,12 @@ class System:
     def _bus(self, detail: dict[str, Any], client_key: str, *, replay: str = "") -> None:
         self.attempts["bus"] += 1
         self.effects["bus"] += 1
-        event = {"id": self._new_uuid(), "source": "orders", "detail-type": "OrderPlaced", "detail": detail}
+        event: dict[str, Any] = {
+            "id": self._new_uuid(),
+            "source": "orders",
+            "detail-type": "OrderPlaced",
+            "detail": detail,
+        }
         if replay:
             event["replay-name"] = replay
         self._note(

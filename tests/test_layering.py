@@ -33,6 +33,8 @@ LAYERS: dict[str, int] = {
     "choreography": 5,
     "routing": 5,
     "messaging": 5,
+    "pipeline": 5,
+    "capstone": 5,
     "styles": 5,
     "event_design": 5,
     "notebook": 6,
