@@ -1,0 +1,382 @@
+"""The labs' checks: run the learner's code against the emulator, print what was met and missed, raise one error.
+
+A check never asserts in silence. It prints a table (one row per expectation: met or missed, what it observed, a
+hint for each miss) and then, if anything was missed, raises :class:`LabCheckFailed` naming the first thing to fix.
+The error's name and message are stable (no ids, no timings), so CI can store it in a starter notebook and nbval can
+prove that the starter fails for exactly that reason, and that the solution passes.
+
+One ``check_*`` function per lab. Each takes the learner's code as a function, so tests can run the same check on
+deliberately broken and fixed variants without executing notebooks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from helpers.faults import FaultPlan, WorkerCrashed
+from helpers.idempotency.http import HttpRequest, HttpResponse
+from helpers.ledger import Ledger
+
+MET, MISSED = "met", "MISSED"
+_runs = itertools.count(1)
+
+
+class LabCheckFailed(Exception):
+    """A lab check found expectations missed. The message names the first one and how to fix it."""
+
+    def __init__(self, message: str, report: Report | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows this instead of a traceback: the table above already says everything else."""
+        return [f"{type(self).__name__}: {self}"]
+
+
+@dataclass
+class Expectation:
+    what: str
+    met: bool
+    observed: str
+    hint: str
+
+
+@dataclass
+class Report:
+    """The expectations of one check, in the order a learner should work through them."""
+
+    lab: str
+    expectations: list[Expectation] = field(default_factory=list)
+
+    def expect(self, what: str, met: bool, *, observed: str, hint: str) -> bool:
+        self.expectations.append(Expectation(what, bool(met), observed, hint))
+        return bool(met)
+
+    @property
+    def missed(self) -> list[Expectation]:
+        return [e for e in self.expectations if not e.met]
+
+    @property
+    def passed(self) -> bool:
+        return not self.missed
+
+    def table(self) -> str:
+        """Plain text, so it reads the same in JupyterLab, on GitHub and in a terminal."""
+        width = max(len(e.what) for e in self.expectations)
+        lines = [
+            f"{self.lab}: {len(self.expectations) - len(self.missed)} of {len(self.expectations)} expectations met"
+        ]
+        for n, e in enumerate(self.expectations, 1):
+            lines.append(f"  {n}. [{MET if e.met else MISSED:>6}] {e.what:<{width}}  observed: {e.observed}")
+            if not e.met:
+                lines.append(f"     {'':>8} hint: {e.hint}")
+        return "\n".join(lines)
+
+    def verdict(self) -> Report:
+        """Print the table; raise LabCheckFailed naming the first miss, or say the lab is done."""
+        print(self.table())
+        if self.missed:
+            first = self.missed[0]
+            raise LabCheckFailed(
+                f"{len(self.missed)} of {len(self.expectations)} expectations missed. Fix first: {first.what}. "
+                f"Hint: {first.hint}",
+                self,
+            )
+        print(f"All {len(self.expectations)} expectations met: {self.lab} is done.")
+        return self
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else ('es' if word.endswith(('s', 'sh')) else 's')}"
+
+
+# -- lab 01: the double-charging consumer -----------------------------------------------------------------------
+Consumer = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class ConsumerScenario:
+    """What the lab 01 check does to the consumer (the helper's choice of numbers, not AWS's)."""
+
+    orders: int = 6
+    crash_after: tuple[int, ...] = (1, 4)  # the worker crashes once right after charging these, before the delete
+    sent_twice: tuple[int, ...] = (2, 5)  # the producer retried these after a lost response: two messages
+    visibility_timeout_s: int = 1
+    deadline_s: float = 30.0
+    max_errors: int = 40  # then the check stops early: the table already says what is wrong
+
+
+def check_double_charging_consumer(
+    wb: Any, ledger: Ledger, make_consumer: Callable[[str], Consumer], scenario: ConsumerScenario | None = None
+) -> Report:
+    """Lab 01: one charge per order, whatever crashes and duplicate messages the queue delivers.
+
+    ``make_consumer(worker)`` returns ``handle(message)`` for one SQS message. After a crash the check starts a NEW
+    worker (``make_consumer`` again), as a restarted process would: memory does not survive a crash.
+    """
+    s = scenario or ConsumerScenario()
+    run = next(_runs)
+    sqs = wb.client("sqs")
+    # A queue of its own per run, so a re-run never meets messages an interrupted run left in flight.
+    queue = wb.resources.ensure_queue(f"orders-r{run}", visibility_timeout=s.visibility_timeout_s)
+    ledger.clear()
+    orders = {
+        n: {"order_id": f"r{run}-order-{n}", "amount": 10 + n, "key": str(uuid.uuid4())} for n in range(1, s.orders + 1)
+    }
+    messages = 0
+    for n, order in orders.items():
+        for _ in range(2 if n in s.sent_twice else 1):
+            sqs.send_message(QueueUrl=queue.url, MessageBody=json.dumps(order))
+            messages += 1
+    # Each crash strikes once, at the first moment after the order's charge has landed: inside ledger.charge for a
+    # consumer that calls it, after handle() returns for one whose charge is a write in a transaction.
+    plan = FaultPlan.script({"crash_after_effect": {orders[n]["order_id"]: [1] for n in s.crash_after}})
+    charge = ledger.charge
+
+    def charge_then_maybe_crash(order_id: str, *args: Any, **kwargs: Any) -> str:
+        charge_id = charge(order_id, *args, **kwargs)
+        plan.after_effect(order_id)
+        return charge_id
+
+    workers = itertools.count(1)
+    deleted, crashes, errors = 0, 0, []
+    deadline = time.monotonic() + s.deadline_s
+    ledger.charge = charge_then_maybe_crash  # type: ignore[method-assign]
+    try:
+        handle = make_consumer(f"worker-{next(workers)}")
+        while deleted < messages and time.monotonic() < deadline and len(errors) < s.max_errors:
+            got = sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=1, WaitTimeSeconds=1).get("Messages", [])
+            if not got:
+                continue
+            message = got[0]
+            order_id = json.loads(message["Body"])["order_id"]
+            try:
+                handle(message)
+                plan.after_effect(order_id)  # the crash: charged, not yet deleted
+            except WorkerCrashed:
+                crashes += 1
+                handle = make_consumer(f"worker-{next(workers)}")  # a restarted process: fresh memory
+                continue
+            except Exception as exc:  # the learner's bug: the message stays, SQS redelivers it
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+            deleted += 1
+    finally:
+        del ledger.charge  # the instance attribute goes; the method is back
+        sqs.delete_queue(QueueUrl=queue.url)
+
+    per_order = ledger.charges_per_order()
+    count = {n: per_order.get(o["order_id"], 0) for n, o in orders.items()}
+    report = Report("Lab 01 · the double-charging consumer")
+    uncharged = [n for n, c in count.items() if c == 0]
+    report.expect(
+        "every order is charged",
+        not uncharged,
+        observed=f"{s.orders - len(uncharged)} of {s.orders} orders charged",
+        hint="the consumer must still charge each order once: do not drop messages it has not seen before",
+    )
+    crashed_twice = [n for n in s.crash_after if count[n] > 1]
+    report.expect(
+        "a crash between charge and delete does not charge again",
+        not crashed_twice,
+        observed=f"{_plural(len(crashed_twice), 'crashed order')} charged again on redelivery",
+        hint="record the client's key in DynamoDB in the same transaction as the charge "
+        "(Idempotency.execute_transactional); a set in memory dies with the worker",
+    )
+    sent_twice = [n for n in s.sent_twice if count[n] > 1]
+    report.expect(
+        "an order the producer sent twice is charged once",
+        not sent_twice,
+        observed=f"{_plural(len(sent_twice), 'order')} sent twice charged twice",
+        hint="the two copies are two SQS messages with different MessageIds: key on the client's token in the "
+        "body (order['key'])",
+    )
+    report.expect(
+        "every message is deleted (the queue drains)",
+        deleted == messages,
+        observed=f"{deleted} of {messages} messages deleted (after {_plural(crashes, 'crash')})",
+        hint="a duplicate must be acknowledged (return normally), not rejected: SQS would redeliver it forever",
+    )
+    report.expect(
+        "the consumer raises no errors",
+        not errors,
+        observed=f"{_plural(len(errors), 'error')}" + (f", first: {errors[0][:80]}" if errors else ""),
+        hint="a duplicate is not an error: answer it from the stored record",
+    )
+    return report.verdict()
+
+
+# -- lab 02: the idempotent payment endpoint --------------------------------------------------------------------
+Endpoint = Callable[[str, str, dict[str, str], bytes], HttpResponse]
+
+
+class _Charger:
+    """The payment itself (given to the learner): one ledger row per call; can hold one call to make it 'in flight'."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.hold_next = False
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        body = request.json() or {}
+        with self._lock:
+            hold, self.hold_next = self.hold_next, False
+        if hold:
+            self.started.set()
+            self.release.wait(timeout=10)
+        charge_id = self.ledger.charge(
+            body["orderId"], body["amount"], by="payments", key=request.header("Idempotency-Key") or ""
+        )
+        result = {"chargeId": charge_id, "orderId": body["orderId"], "amount": body["amount"], "status": "succeeded"}
+        return HttpResponse(201, {"Content-Type": "application/json"}, json.dumps(result).encode())
+
+
+class _Server:
+    """The learner's endpoint behind a real HTTP server on 127.0.0.1."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        errors = self.errors = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                try:
+                    response = endpoint(self.command, self.path, dict(self.headers.items()), body)
+                except Exception as exc:  # the learner's bug: a 500 the table reports
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    response = HttpResponse(500, {"Content-Type": "text/plain"}, str(exc).encode())
+                self.send_response(response.status)
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(response.body)))
+                self.end_headers()
+                self.wfile.write(response.body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: request logs on stderr would leak into notebook outputs."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="lab02-endpoint", daemon=True)
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    def post(self, body: dict[str, Any], key: str | None) -> tuple[int, dict[str, str], bytes]:
+        import urllib.error
+        import urllib.request
+
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Idempotency-Key"] = key
+        url = f"http://127.0.0.1:{self.server.server_address[1]}/charges"
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - http://127.0.0.1 only
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, dict(exc.headers), exc.read()
+
+
+def check_payment_endpoint(
+    ledger: Ledger, make_endpoint: Callable[[Callable[[HttpRequest], HttpResponse]], Endpoint]
+) -> Report:
+    """Lab 02: the IETF Idempotency-Key semantics, proven over real HTTP with the ledger counting charges.
+
+    ``make_endpoint(charge)`` returns ``serve(method, path, headers, body) -> HttpResponse``; ``charge(request)`` is
+    the payment (one ledger row per call) the endpoint must protect.
+    """
+    run = next(_runs)
+    ledger.clear()
+    charger = _Charger(ledger)
+    report = Report("Lab 02 · the idempotent payment endpoint")
+
+    def charges(order: str) -> int:
+        return ledger.charges_per_order().get(order, 0)
+
+    with _Server(make_endpoint(charger)) as api:
+        key = str(uuid.uuid4())
+        order = {"orderId": f"r{run}-order-1", "amount": 25}
+        first = api.post(order, key)
+        report.expect(
+            "a first request charges once and answers 201",
+            first[0] == 201 and charges(order["orderId"]) == 1,
+            observed=f"status {first[0]}, {_plural(charges(order['orderId']), 'charge')}",
+            hint="let the first request with a key through to charge(request) and return its response",
+        )
+        again = api.post(order, key)  # the client's retry after a lost response
+        replayed = again[1].get("Idempotent-Replayed") == "true"
+        same = again[0] == first[0] and again[2] == first[2]
+        report.expect(
+            "a retry with the same key replays the first response without charging",
+            same and replayed and charges(order["orderId"]) == 1,
+            observed=f"status {again[0]}, same body: {same}, Idempotent-Replayed: {replayed}, "
+            f"{_plural(charges(order['orderId']), 'charge')}",
+            hint="store the first response under the key and send it back with Idempotent-Replayed: true "
+            "(helpers.idempotency.handle_http does this)",
+        )
+        other = api.post({**order, "amount": 99}, key)
+        report.expect(
+            "the same key with another payload is refused with 422",
+            other[0] == 422 and charges(order["orderId"]) == 1,
+            observed=f"status {other[0]}, {_plural(charges(order['orderId']), 'charge')}",
+            hint="keep a fingerprint of the first request (method, path, body) with the key and compare it",
+        )
+
+        slow_key, slow = str(uuid.uuid4()), {"orderId": f"r{run}-order-2", "amount": 40}
+        charger.hold_next = True
+        holder: dict[str, Any] = {}
+        first_call = threading.Thread(target=lambda: holder.update(r=api.post(slow, slow_key)), daemon=True)
+        first_call.start()
+        in_flight = charger.started.wait(timeout=10)
+        during = api.post(slow, slow_key) if in_flight else (0, {}, b"")
+        charger.release.set()
+        first_call.join(timeout=15)
+        report.expect(
+            "the same key while the first request is running is refused with 409",
+            during[0] == 409 and charges(slow["orderId"]) == 1,
+            observed=f"status {during[0]}, {_plural(charges(slow['orderId']), 'charge')} once both finished",
+            hint="claim the key (IN_PROGRESS) before charging, with a conditional write; a second claim then fails",
+        )
+        missing = api.post({"orderId": f"r{run}-order-3", "amount": 5}, None)
+        report.expect(
+            "a request without Idempotency-Key is refused with 400",
+            missing[0] == 400 and charges(f"r{run}-order-3") == 0,
+            observed=f"status {missing[0]}, {_plural(charges(f'r{run}-order-3'), 'charge')}",
+            hint="without a key the server cannot tell a retry from a new payment: refuse it before charging",
+        )
+        two = [api.post({"orderId": f"r{run}-order-4", "amount": 7}, str(uuid.uuid4()))[0] for _ in range(2)]
+        report.expect(
+            "two different keys are two payments",
+            two == [201, 201] and charges(f"r{run}-order-4") == 2,
+            observed=f"statuses {two}, {_plural(charges(f'r{run}-order-4'), 'charge')}",
+            hint="the key, not the order id or the body, says what counts as the same request",
+        )
+        report.expect(
+            "the endpoint raises no errors",
+            not api.errors,
+            observed=f"{_plural(len(api.errors), 'error')}" + (f", first: {api.errors[0][:80]}" if api.errors else ""),
+            hint="return an HttpResponse for every request; handle_http turns store problems into 4xx/5xx for you",
+        )
+    return report.verdict()
