@@ -380,3 +380,118 @@ def check_payment_endpoint(
             hint="return an HttpResponse for every request; handle_http turns store problems into 4xx/5xx for you",
         )
     return report.verdict()
+
+
+# -- lab 04: route AU/NZ and big orders -------------------------------------------------------------------------
+#: The orders the lab 04 check puts on the bus (label -> (detail-type, currency, price)); the helper's own examples.
+ROUTING_EVENTS: dict[str, tuple[str, str, float]] = {
+    "au-25": ("OrderCreated", "AU", 25),
+    "nz-40": ("OrderCreated", "NZ", 40),
+    "us-150": ("OrderCreated", "US", 150),
+    "au-100": ("OrderCreated", "AU", 100),
+    "gb-99.99": ("OrderCreated", "GB", 99.99),
+    "nz-250": ("OrderCreated", "NZ", 250),
+    "au-shipped": ("OrderShipped", "AU", 500),
+}
+#: Which rule must receive which events: the specification the learner's patterns implement.
+ROUTING_EXPECTED: dict[str, list[str]] = {
+    "au-nz": ["au-25", "nz-40", "au-100", "nz-250"],
+    "big-orders": ["us-150", "au-100", "nz-250"],
+}
+ROUTING_HINTS = {
+    "au-nz": "list every currency the rule is for; values in one array are ORed",
+    "big-orders": "'100 or more' is >= 100, and a numeric bound is a JSON number (100), not a string",
+}
+
+
+def bare_values(pattern: Any, path: str = "") -> list[str]:
+    """Paths whose value is neither an array nor an object: AWS's PutRule refuses them (values go in arrays)."""
+    if not isinstance(pattern, dict):
+        return [path or "(the pattern)"]
+    found = []
+    for key, value in pattern.items():
+        where = f"{path}.{key}" if path else str(key)
+        if isinstance(value, dict):
+            found += bare_values(value, where)
+        elif not isinstance(value, list):
+            found.append(where)
+    return found
+
+
+def check_routing(wb: Any, rules: dict[str, Any]) -> Report:
+    """Lab 04: the events x queues delivery matrix of the learner's rules, from real routing, against the spec.
+
+    Every rule gets its own queue on a bus of its own (helpers.routing.Router). A pattern AWS would refuse is refused
+    here on every backend with AWS's reason, because LocalStack accepts some of them and then matches nothing.
+    """
+    from helpers.routing import PatternRefused, Router, check_pattern, order_event
+
+    run = next(_runs)
+    report = Report("Lab 04 · route AU/NZ and big orders")
+    refused: dict[str, str] = {}
+    valid: dict[str, Any] = {}
+    for rule in ROUTING_EXPECTED:
+        pattern = rules.get(rule)
+        if pattern is None:
+            refused[rule] = "missing from RULES"
+            continue
+        bare = bare_values(pattern)
+        try:
+            if bare:
+                raise PatternRefused(f"{bare[0]} is a bare value; AWS refuses it (values go in an array)")
+            check_pattern(pattern)
+        except PatternRefused as exc:
+            refused[rule] = str(exc).split(". ")[0]
+            continue
+        valid[rule] = pattern
+    events = {
+        label: order_event({"order-id": label, "currency": cur, "price": price}, detail_type=kind)
+        for label, (kind, cur, price) in ROUTING_EVENTS.items()
+    }
+    got: dict[str, list[str]] = {rule: [] for rule in ROUTING_EXPECTED}
+    if valid:
+        router = Router(wb.resources, bus=f"routing-r{run}")  # a bus of its own per run
+        got.update(router.matrix(valid, events).matches)
+
+    lines = [
+        "delivery matrix (rows: queues; ok = as specified, MISSING = should have received it, EXTRA = should not):"
+    ]
+    width = max(len(e) for e in events)
+    lines.append(f"  {'':<12}" + "".join(f"{e:>{width + 2}}" for e in events))
+    for rule, expected in ROUTING_EXPECTED.items():
+        cells = []
+        for e in events:
+            want, have = e in expected, e in got[rule]
+            cells.append("ok" if want == have and have else "MISSING" if want else "EXTRA" if have else "-")
+        lines.append(f"  {rule:<12}" + "".join(f"{c:>{width + 2}}" for c in cells))
+    print("\n".join(lines))
+
+    first_refusal = next(iter(refused.items()), None)
+    report.expect(
+        "every pattern is one AWS accepts",
+        not refused,
+        observed="all accepted"
+        if not refused
+        else f"{len(refused)} refused, first: {first_refusal[0]}: {first_refusal[1]}",
+        hint="every value goes in an array ('currency': ['AU']); a numeric bound is a number ([\">=\", 100])",
+    )
+    for rule, expected in ROUTING_EXPECTED.items():
+        missing = [e for e in expected if e not in got[rule]]
+        extra = [e for e in got[rule] if e not in expected]
+        observed = "as specified"
+        if missing or extra:
+            observed = ", ".join(
+                part
+                for part in (
+                    f"missing {' '.join(missing)}" if missing else "",
+                    f"extra {' '.join(extra)}" if extra else "",
+                )
+                if part
+            )
+        report.expect(
+            f"{rule} receives exactly {', '.join(expected)}",
+            not missing and not extra,
+            observed=observed,
+            hint=ROUTING_HINTS[rule],
+        )
+    return report.verdict()

@@ -258,3 +258,59 @@ def test_lab02_a_fixed_starter_passes(lab02) -> None:  # type: ignore[no-untyped
         ns,
     )
     assert check02(ns)().passed
+
+
+LAB04 = ROOT / "labs" / "04_route_au_nz_and_big_orders"
+ACCEPTED = "every pattern is one AWS accepts"
+AU_NZ = "au-nz receives exactly au-25, nz-40, au-100, nz-250"
+BIG = "big-orders receives exactly us-150, au-100, nz-250"
+
+
+@pytest.fixture
+def lab04(backend):  # type: ignore[no-untyped-def]
+    made: list[dict[str, Any]] = []
+
+    def make(variant: str, edit: Callable[[str], str] = lambda s: s) -> dict[str, Any]:
+        made.append(lab_code(LAB04, variant, "t-lab04", edit))
+        return made[-1]
+
+    yield make
+    for ns in made:
+        ns["wb"].cleanup()
+
+
+def check04(ns: dict[str, Any]) -> Callable[[], Report]:
+    return lambda: ns["check_routing"](ns["wb"], ns["RULES"])
+
+
+def test_lab04_starter_fails_with_the_stored_error_and_solution_passes(lab04) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(LabCheckFailed) as failed:
+        check04(lab04("starter"))()
+    assert str(failed.value) == stored_error(LAB04)
+    assert [e.what for e in failed.value.report.missed] == [ACCEPTED, AU_NZ, BIG]
+    assert check04(lab04("solution"))().passed
+
+
+def test_lab04_each_classic_mistake_alone_fails(lab04) -> None:  # type: ignore[no-untyped-def]
+    ns = lab04("solution")
+    rules = ns["RULES"]
+    orders = ns["ORDERS"]
+    nz_forgotten = {**rules, "au-nz": {**orders, "detail": {"data": {"currency": ["AU"]}}}}
+    boundary = {**rules, "big-orders": {**orders, "detail": {"data": {"price": [{"numeric": [">", 100]}]}}}}
+    no_envelope = {**rules, "au-nz": {"detail": {"data": {"currency": ["AU", "NZ"]}}}}  # catches OrderShipped
+    assert missed(lambda: ns["check_routing"](ns["wb"], nz_forgotten)) == [AU_NZ]
+    assert missed(lambda: ns["check_routing"](ns["wb"], boundary)) == [BIG]
+    assert missed(lambda: ns["check_routing"](ns["wb"], no_envelope)) == [AU_NZ]
+
+
+def test_lab04_another_correct_fix_of_the_starter_passes(lab04) -> None:  # type: ignore[no-untyped-def]
+    fix = replace('"currency": "AU"', '"currency": ["NZ", "AU"]')
+    ns = lab04("starter", lambda code: fix(code).replace('[">", "100"]', '[">", 99.99]'))
+    assert check04(ns)().passed
+
+
+def test_bare_values_are_found_where_aws_refuses_them() -> None:
+    from helpers.labs import bare_values
+
+    assert bare_values({"source": ["a"], "detail": {"x": "AU", "y": [1], "z": {"w": 5}}}) == ["detail.x", "detail.z.w"]
+    assert bare_values("AU") == ["(the pattern)"]
