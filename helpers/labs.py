@@ -11,6 +11,7 @@ deliberately broken and fixed variants without executing notebooks.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from helpers.faults import FaultPlan, WorkerCrashed
 from helpers.idempotency.http import HttpRequest, HttpResponse
@@ -494,4 +497,119 @@ def check_routing(wb: Any, rules: dict[str, Any]) -> Report:
             observed=observed,
             hint=ROUTING_HINTS[rule],
         )
+    return report.verdict()
+
+
+# -- lab 03: the callback that waits forever --------------------------------------------------------------------
+@dataclass(frozen=True)
+class CallbackScenario:
+    """What the lab 03 check asks of the workflow (the helper's numbers, scaled down from minutes to seconds)."""
+
+    silent_deadline_s: int = 8  # a worker that never answers must be given up on within this
+    worker_heartbeat_every_s: float = 1.0  # the slow worker says "still working" this often...
+    worker_heartbeats: int = 3  # ...this many times, then answers: alive, just slow
+
+
+def check_callback(
+    wb: Any, make_definition: Callable[[str, str], dict[str, Any]], scenario: CallbackScenario | None = None
+) -> Report:
+    """Lab 03: a dead worker reaches the timeout and the compensation path in seconds; a live one is paid.
+
+    ``make_definition(queue_url, orders_table)`` returns the ASL of the payment workflow: a
+    ``sqs:sendMessage.waitForTaskToken`` task whose message carries ``orderId``, ``amount`` and ``taskToken``, and
+    which writes the order's ``status`` (``PAID`` / ``CANCELLED``) to the orders table.
+    """
+    from helpers.orchestration import PaymentWorker, Runner, WorkflowTimeout
+    from helpers.trace import Trace
+
+    s = scenario or CallbackScenario()
+    run = next(_runs)
+    resources = wb.resources
+    queue = resources.ensure_queue(f"payment-requests-r{run}")
+    table = resources.ensure_table("orders", partition_key="order_id")
+    ddb = wb.client("dynamodb")
+    report = Report("Lab 03 · the callback that waits forever")
+    try:
+        arn = resources.ensure_state_machine(f"payment-r{run}", make_definition(queue.url, table))
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {str(exc)[:120]}"
+        report.expect(
+            "the definition is accepted",
+            False,
+            observed=reason,
+            hint="CreateStateMachine refused it: check every Next names a state, and the JSON shape of the ASL",
+        )
+        return report.verdict()
+    runner = Runner(wb.backend, timeout=s.silent_deadline_s + 2 * s.worker_heartbeats * s.worker_heartbeat_every_s)
+    worker = PaymentWorker(
+        wb.backend,
+        queue.url,
+        Trace("lab03"),
+        heartbeats=s.worker_heartbeats,
+        heartbeat_every=s.worker_heartbeat_every_s,
+    )
+
+    def status(order: str) -> str:
+        item = ddb.get_item(TableName=table, Key={"order_id": {"S": order}}, ConsistentRead=True).get("Item")
+        return item["status"]["S"] if item else "no status"
+
+    late: list[str] = []
+
+    def answer(behaviour: str) -> None:
+        """The worker: take the request, then answer as ``behaviour`` says; a refused call means the task had ended."""
+        if behaviour == "slow":
+            request = worker.take()
+            for _ in range(s.worker_heartbeats):
+                time.sleep(s.worker_heartbeat_every_s)
+                # moto refuses a heartbeat for a task without HeartbeatSeconds: not a verdict, so not counted.
+                with contextlib.suppress(ClientError):
+                    worker.sfn.send_task_heartbeat(taskToken=request["taskToken"])
+            try:
+                worker.sfn.send_task_success(taskToken=request["taskToken"], output=json.dumps({"captured": 20}))
+            except ClientError:
+                late.append(request["orderId"])
+        else:
+            worker.handle(behaviour)
+
+    def run_one(order: str, behaviour: str, within: float) -> str:
+        execution = runner.start(arn, {"orderId": order, "amount": 20}, label=order)
+        answer(behaviour)
+        try:
+            runner.wait(execution, timeout=within)
+        except WorkflowTimeout:
+            runner.sfn.stop_execution(executionArn=execution.arn, error="LabCheck", cause="still waiting")
+            return "still RUNNING"
+        return execution.status
+
+    silent = run_one(f"r{run}-silent", "silent", s.silent_deadline_s)
+    report.expect(
+        f"a worker that never answers is given up on within {s.silent_deadline_s} s",
+        silent != "still RUNNING",
+        observed=f"execution {silent}",
+        hint="give the task a HeartbeatSeconds (the longest silence you accept) and a TimeoutSeconds; "
+        "the States Language sets no timeout by default",
+    )
+    report.expect(
+        "... and its order is cancelled (the compensation path)",
+        status(f"r{run}-silent") == "CANCELLED",
+        observed=f"order {status(f'r{run}-silent')}",
+        hint="add a Catch on the task (ErrorEquals States.ALL or States.Timeout) whose Next cancels the order",
+    )
+    declined = run_one(f"r{run}-declined", "decline", s.silent_deadline_s)
+    report.expect(
+        "a declined payment cancels the order",
+        status(f"r{run}-declined") == "CANCELLED",
+        observed=f"execution {declined}, order {status(f'r{run}-declined')}",
+        hint="SendTaskFailure makes the task fail with the worker's error: the same Catch must handle it",
+    )
+    slow_total = s.worker_heartbeats * s.worker_heartbeat_every_s
+    slow = run_one(f"r{run}-slow", "slow", s.silent_deadline_s + slow_total)
+    report.expect(
+        f"a slow worker that sends a heartbeat every {s.worker_heartbeat_every_s:g} s is paid",
+        slow == "SUCCEEDED" and status(f"r{run}-slow") == "PAID",
+        observed=f"execution {slow}, order {status(f'r{run}-slow')}"
+        + (", its answer came after the task had ended" if late else ""),
+        hint=f"HeartbeatSeconds must be longer than the gap between heartbeats ({s.worker_heartbeat_every_s:g} s), "
+        f"TimeoutSeconds longer than the whole job ({slow_total:g} s)",
+    )
     return report.verdict()

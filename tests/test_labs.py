@@ -314,3 +314,60 @@ def test_bare_values_are_found_where_aws_refuses_them() -> None:
 
     assert bare_values({"source": ["a"], "detail": {"x": "AU", "y": [1], "z": {"w": 5}}}) == ["detail.x", "detail.z.w"]
     assert bare_values("AU") == ["(the pattern)"]
+
+
+LAB03 = ROOT / "labs" / "03_callback_that_waits_forever"
+GIVEN_UP = "a worker that never answers is given up on within 8 s"
+COMPENSATED = "... and its order is cancelled (the compensation path)"
+DECLINED = "a declined payment cancels the order"
+SLOW = "a slow worker that sends a heartbeat every 1 s is paid"
+
+
+@pytest.fixture
+def lab03(backend):  # type: ignore[no-untyped-def]
+    made: list[dict[str, Any]] = []
+
+    def make(variant: str, edit: Callable[[str], str] = lambda s: s) -> dict[str, Any]:
+        made.append(lab_code(LAB03, variant, "t-lab03", edit))
+        return made[-1]
+
+    yield make
+    for ns in made:
+        ns["wb"].cleanup()
+
+
+def check03(ns: dict[str, Any]) -> Callable[[], Report]:
+    return lambda: ns["check_callback"](ns["wb"], ns["payment_workflow"])
+
+
+def test_lab03_starter_fails_with_the_stored_error_and_solution_passes(lab03) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(LabCheckFailed) as failed:
+        check03(lab03("starter"))()
+    assert str(failed.value) == stored_error(LAB03)
+    assert [e.what for e in failed.value.report.missed] == [GIVEN_UP, COMPENSATED, DECLINED]
+    assert check03(lab03("solution"))().passed
+
+
+def test_lab03_broken_solutions_fail(lab03) -> None:  # type: ignore[no-untyped-def]
+    # The Catch names only the worker's error: a time-out fails the execution and leaves the order as it was.
+    declines_only = replace('"ErrorEquals": ["States.ALL"]', '"ErrorEquals": ["PaymentDeclined"]')
+    assert missed(check03(lab03("solution", declines_only))) == [COMPENSATED]
+    # A TimeoutSeconds shorter than the slow worker's job (and no heartbeat, which must be shorter still): alive, but
+    # cancelled.
+    too_short = replace('"TimeoutSeconds": 30', '"TimeoutSeconds": 2')
+    no_heartbeat = replace('"HeartbeatSeconds": 3,', "")
+    assert missed(check03(lab03("solution", lambda code: too_short(no_heartbeat(code))))) == [SLOW]
+
+
+def test_lab03_another_correct_fix_of_the_starter_passes(lab03) -> None:  # type: ignore[no-untyped-def]
+    # Only a TimeoutSeconds (no heartbeat), and a Catch that names the two errors it expects.
+    todo = "        # TODO: how long may the worker stay silent? how long in all? and what then?\n"
+    catch = (
+        '        "TimeoutSeconds": 5,\n'
+        '        "Catch": [{"ErrorEquals": ["States.Timeout", "PaymentDeclined"], "ResultPath": "$.failure",'
+        ' "Next": "Cancel"}],\n'
+    )
+    captured = '        "Payment captured": {**record(orders_table, "PAID"), "End": True},\n'
+    cancel = captured + '        "Cancel": {**record(orders_table, "CANCELLED"), "End": True},\n'
+    ns = lab03("starter", lambda code: replace(captured, cancel)(replace(todo, catch)(code)))
+    assert check03(ns)().passed
