@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
 import threading
 import time
 import uuid
@@ -27,6 +28,7 @@ from botocore.exceptions import ClientError
 from helpers.faults import FaultPlan, WorkerCrashed
 from helpers.idempotency.http import HttpRequest, HttpResponse
 from helpers.ledger import Ledger
+from helpers.resources import Target
 
 MET, MISSED = "met", "MISSED"
 _runs = itertools.count(1)
@@ -611,5 +613,144 @@ def check_callback(
         + (", its answer came after the task had ended" if late else ""),
         hint=f"HeartbeatSeconds must be longer than the gap between heartbeats ({s.worker_heartbeat_every_s:g} s), "
         f"TimeoutSeconds longer than the whole job ({slow_total:g} s)",
+    )
+    return report.verdict()
+
+
+# -- lab 05: keys that survive the pipeline ---------------------------------------------------------------------
+#: Which duplication source strikes which order (1-based); order 6 gets all of them. The helper's own script.
+PIPELINE_FAULTS: dict[str, tuple[int, ...]] = {
+    "putevents_retry": (2, 6),  # the orders service's PutEvents answer is lost: it publishes again (a new event id)
+    "deliver_twice": (3, 6),  # SQS delivers the message twice
+    "crash_after_effect": (4, 6),  # the consumer started the execution, then crashed before deleting the message
+    "startexecution_retry": (5, 6),  # StartExecution's answer is lost: the SDK sends the same request again
+}
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+
+
+def check_pipeline_keys(
+    wb: Any, consumer_key: Callable[[dict[str, Any]], str], execution_name: Callable[[str], str], orders: int = 6
+) -> Report:
+    """Lab 05: one workflow execution per client key, with every duplication source of the path switched on.
+
+    The path: the orders service publishes ``OrderCreated`` (the client's key in ``detail.metadata``) -> a rule -> an
+    SQS queue -> the consumer, which starts a Step Functions execution named ``execution_name(consumer_key(event))``.
+    The downstream effect counted is the execution: ListExecutions, per client key.
+    """
+    from helpers.routing import entry, order_event
+
+    run = next(_runs)
+    sqs, sfn, events_api = wb.client("sqs"), wb.client("stepfunctions"), wb.client("events")
+    resources = wb.resources
+    bus = resources.ensure_bus(f"orders-r{run}")
+    queue = resources.ensure_queue(f"consumer-r{run}", visibility_timeout=30)
+    rule = resources.ensure_rule(
+        f"order-created-r{run}",
+        bus=bus,
+        pattern={"source": ["com.orders"], "detail-type": ["OrderCreated"]},
+        targets=[Target("consumer", queue.arn)],
+    )
+    resources.allow_send_from(queue, rule, "events.amazonaws.com")
+    machine = resources.ensure_state_machine(
+        f"payment-r{run}", {"StartAt": "Charge", "States": {"Charge": {"Type": "Pass", "End": True}}}
+    )
+    struck = {n: {f for f, hit in PIPELINE_FAULTS.items() if n in hit} for n in range(1, orders + 1)}
+    keys = {n: str(uuid.uuid4()) for n in range(1, orders + 1)}
+    order_of = {k: n for n, k in keys.items()}
+    bus_name = bus.rsplit("/", 1)[-1]
+    published = 0
+    for n, key in keys.items():
+        event = order_event({"orderId": f"r{run}-o-{n}", "amount": 25}, metadata={"idempotency_key": key})
+        for _ in range(2 if "putevents_retry" in struck[n] else 1):
+            events_api.put_events(Entries=[entry(event, bus_name)])
+            published += 1
+
+    report = Report("Lab 05 · keys that survive the pipeline")
+    errors: list[str] = []
+    keys_seen: dict[int, set[str]] = {n: set() for n in keys}
+    names_seen: dict[int, list[str]] = {n: [] for n in keys}
+    copied: set[int] = set()
+    crashed: set[int] = set()
+    retried: set[int] = set()
+    expected, done = published + sum(1 for n in keys if "deliver_twice" in struck[n]), 0
+    deadline = time.monotonic() + 20
+    while done < expected and time.monotonic() < deadline and len(errors) < 20:
+        for message in sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        ):
+            event = json.loads(message["Body"])
+            n = order_of[event["detail"]["metadata"]["idempotency_key"]]
+            if "deliver_twice" in struck[n] and n not in copied:
+                copied.add(n)
+                sqs.send_message(QueueUrl=queue.url, MessageBody=message["Body"])  # the service's second copy
+            try:
+                key = consumer_key(event)
+                name = execution_name(key)
+                keys_seen[n].add(str(key))
+                names_seen[n].append(str(name))
+                payload = json.dumps({"orderId": event["detail"]["data"]["orderId"], "key": str(key)})
+                calls = 2 if "startexecution_retry" in struck[n] and n not in retried else 1
+                retried.add(n)
+                for _ in range(calls):
+                    try:
+                        sfn.start_execution(stateMachineArn=machine, name=name, input=payload)
+                    except ClientError as exc:
+                        if exc.response["Error"]["Code"] != "ExecutionAlreadyExists":
+                            raise
+            except Exception as exc:  # the learner's bug: the message stays and comes back
+                errors.append(f"{type(exc).__name__}: {exc}")
+                sqs.change_message_visibility(
+                    QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+                continue
+            if "crash_after_effect" in struck[n] and n not in crashed:
+                crashed.add(n)  # crashed before DeleteMessage: the visibility timeout runs out (at once, here)
+                sqs.change_message_visibility(
+                    QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+                continue
+            sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+            done += 1
+
+    started: dict[int, int] = dict.fromkeys(keys, 0)
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine):
+        for execution in page["executions"]:
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            key = json.loads(described["input"])["key"]
+            n = order_of.get(key) or next((m for m, seen in keys_seen.items() if key in seen), None)
+            if n is not None:
+                started[n] += 1
+
+    unstable = [n for n in keys if len(keys_seen[n]) > 1]
+    report.expect(
+        "the consumer's key is the client's key, the same for every copy of an order",
+        not unstable,
+        observed=f"{_plural(len(unstable), 'order')} gave different keys to their copies",
+        hint="PutEvents gives each publish a new event id: read the client's key from detail.metadata",
+    )
+    repeat = [n for n in keys if len(set(names_seen[n])) > len(keys_seen[n])]
+    bad = sorted({name for names in names_seen.values() for name in names if not _NAME.match(name)})
+    report.expect(
+        "the execution name is derived from the key: same key, same name",
+        not repeat and not bad,
+        observed=f"{_plural(len(repeat), 'key')} got different names"
+        + (f", {_plural(len(bad), 'name')} Step Functions refuses" if bad else ""),
+        hint="derive it (helpers.pipeline.derive_key(key, 'execution'), a UUIDv5); never uuid4() on a retry",
+    )
+    doubled = [n for n in keys if started[n] > 1]
+    report.expect(
+        "one execution per client key, with every fault on",
+        not doubled,
+        observed=f"{_plural(len(doubled), 'order')} started more than one execution "
+        f"({_plural(sum(started.values()), 'execution')} for {orders} orders)",
+        hint="a stable key and a name derived from it make StartExecution itself refuse the duplicate",
+    )
+    lost = [n for n in keys if started[n] == 0]
+    report.expect(
+        "every order starts its execution",
+        not lost and not errors,
+        observed=f"{_plural(len(lost), 'order')} without an execution"
+        + (f"; {_plural(len(errors), 'error')}, first: {errors[0][:80]}" if errors else ""),
+        hint="different orders need different keys, and consumer_key must not raise",
     )
     return report.verdict()

@@ -371,3 +371,53 @@ def test_lab03_another_correct_fix_of_the_starter_passes(lab03) -> None:  # type
     cancel = captured + '        "Cancel": {**record(orders_table, "CANCELLED"), "End": True},\n'
     ns = lab03("starter", lambda code: replace(captured, cancel)(replace(todo, catch)(code)))
     assert check03(ns)().passed
+
+
+LAB05 = ROOT / "labs" / "05_keys_that_survive_the_pipeline"
+SAME_KEY = "the consumer's key is the client's key, the same for every copy of an order"
+SAME_NAME = "the execution name is derived from the key: same key, same name"
+ONE_EXECUTION = "one execution per client key, with every fault on"
+EVERY_ORDER = "every order starts its execution"
+
+
+@pytest.fixture
+def lab05(backend):  # type: ignore[no-untyped-def]
+    made: list[dict[str, Any]] = []
+
+    def make(variant: str, edit: Callable[[str], str] = lambda s: s) -> dict[str, Any]:
+        made.append(lab_code(LAB05, variant, "t-lab05", edit))
+        return made[-1]
+
+    yield make
+    for ns in made:
+        ns["wb"].cleanup()
+
+
+def check05(ns: dict[str, Any]) -> Callable[[], Report]:
+    return lambda: ns["check_pipeline_keys"](ns["wb"], ns["consumer_key"], ns["execution_name"])
+
+
+def test_lab05_starter_fails_with_the_stored_error_and_solution_passes(lab05) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(LabCheckFailed) as failed:
+        check05(lab05("starter"))()
+    assert str(failed.value) == stored_error(LAB05)
+    assert [e.what for e in failed.value.report.missed] == [SAME_KEY, SAME_NAME, ONE_EXECUTION]
+    assert check05(lab05("solution"))().passed
+
+
+def test_lab05_broken_solutions_fail(lab05) -> None:  # type: ignore[no-untyped-def]
+    ns = lab05("solution")
+    wb, key, name = ns["wb"], ns["consumer_key"], ns["execution_name"]
+    check = ns["check_pipeline_keys"]
+    # The event id as key: the second publish is another key, so another name; the derived name saves the rest.
+    assert missed(lambda: check(wb, lambda event: event["id"], name)) == [SAME_KEY, ONE_EXECUTION]
+    # One name for every order: the first order's execution swallows all the others.
+    assert missed(lambda: check(wb, key, lambda k: "payment")) == [EVERY_ORDER]
+    # A name AWS refuses (moto starts it anyway; the check refuses it on every backend, first).
+    assert missed(lambda: check(wb, key, lambda k: f"payment for {k}"))[0] == SAME_NAME
+
+
+def test_lab05_another_correct_fix_of_the_starter_passes(lab05) -> None:  # type: ignore[no-untyped-def]
+    fix = replace('return event["id"]', 'return event["detail"]["metadata"]["idempotency_key"]')
+    ns = lab05("starter", lambda code: fix(code).replace('f"payment-{uuid.uuid4()}"', 'f"payment-{key}"'))
+    assert check05(ns)().passed
