@@ -31,6 +31,56 @@ from helpers.ledger import Ledger
 from helpers.resources import Target
 
 MET, MISSED = "met", "MISSED"
+
+
+@dataclass(frozen=True)
+class Lab:
+    """One lab as the course map and the instructor notes list it (the lab's own README and notebook say more)."""
+
+    folder: str
+    title: str
+    follows: str  # the notebook number the lab comes after
+    minutes: str  # time to complete, as the lab states it (an estimate for a learner, not a measurement)
+    goal: str
+
+
+CATALOGUE: tuple[Lab, ...] = (
+    Lab(
+        "01_double_charging_consumer",
+        "The double-charging consumer",
+        "09",
+        "20-30",
+        "charge once per order through crashes and duplicate messages",
+    ),
+    Lab(
+        "02_idempotent_payment_endpoint",
+        "The idempotent payment endpoint",
+        "11",
+        "20-30",
+        "Idempotency-Key: replay, 422, 409, 400 over real HTTP",
+    ),
+    Lab(
+        "03_callback_that_waits_forever",
+        "The callback that waits forever",
+        "05",
+        "20-30",
+        "heartbeat, timeout and Catch on a task-token callback",
+    ),
+    Lab(
+        "04_route_au_nz_and_big_orders",
+        "Route AU/NZ and big orders",
+        "03",
+        "15-20",
+        "event patterns checked against the real delivery matrix",
+    ),
+    Lab(
+        "05_keys_that_survive_the_pipeline",
+        "Keys that survive the pipeline",
+        "12",
+        "15-25",
+        "one execution per client key with every fault on",
+    ),
+)
 _runs = itertools.count(1)
 
 

@@ -421,3 +421,17 @@ def test_lab05_another_correct_fix_of_the_starter_passes(lab05) -> None:  # type
     fix = replace('return event["id"]', 'return event["detail"]["metadata"]["idempotency_key"]')
     ns = lab05("starter", lambda code: fix(code).replace('f"payment-{uuid.uuid4()}"', 'f"payment-{key}"'))
     assert check05(ns)().passed
+
+
+def test_the_catalogue_matches_the_labs() -> None:
+    from helpers.labs import CATALOGUE
+
+    assert [ROOT / "labs" / lab.folder for lab in CATALOGUE] == LABS
+    for lab in CATALOGUE:
+        text = (ROOT / "labs" / lab.folder / labgen.SOURCE).read_text()
+        assert text.startswith(f"# Lab {lab.folder[:2]} · {lab.title}\n")
+        assert f"**Time to complete.** {lab.minutes.replace('-', ' to ')} minutes." in text
+        assert f"**Follows.** Notebook {lab.follows}," in text
+        for part in ("**Goal.**", "## Hints", "Hint 1", "Hint 2", "Hint 3", "## Read next", "## Cleanup"):
+            assert part in text, f"{lab.folder}: no {part}"
+        assert (ROOT / "labs" / lab.folder / "README.md").exists()
