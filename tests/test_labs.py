@@ -427,6 +427,7 @@ def test_the_catalogue_matches_the_labs() -> None:
     from helpers.labs import CATALOGUE
 
     assert [ROOT / "labs" / lab.folder for lab in CATALOGUE] == LABS
+    index = (ROOT / "labs" / "README.md").read_text()
     for lab in CATALOGUE:
         text = (ROOT / "labs" / lab.folder / labgen.SOURCE).read_text()
         assert text.startswith(f"# Lab {lab.folder[:2]} · {lab.title}\n")
@@ -435,3 +436,5 @@ def test_the_catalogue_matches_the_labs() -> None:
         for part in ("**Goal.**", "## Hints", "Hint 1", "Hint 2", "Hint 3", "## Read next", "## Cleanup"):
             assert part in text, f"{lab.folder}: no {part}"
         assert (ROOT / "labs" / lab.folder / "README.md").exists()
+        row = f"[{lab.folder[:2]} · {lab.title}]({lab.folder}/starter.ipynb) | {lab.follows}"
+        assert row in index and f"| {lab.minutes} min |" in index, f"labs/README.md: no row for {lab.folder}"
