@@ -11,7 +11,11 @@ PARALLEL := -n 2 --dist loadscope
 # Unit tests spread one by one; those that share one expensive fixture (the browser test's lab) carry an xdist_group.
 PARALLEL_UNIT := -n 2 --dist loadgroup
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
-LAB_SOLUTIONS := $(sort $(wildcard labs/*/solution*.ipynb))
+# Every lab twice: the starter (its check cells tagged raises-exception, the error they must raise stored) and the
+# solution (its checks pass). nbval fails a starter that passes by accident and a check that fails for another reason.
+LAB_STARTERS := $(sort $(wildcard labs/*/starter.ipynb))
+LAB_SOLUTIONS := $(sort $(wildcard labs/*/solution.ipynb))
+LABS := $(LAB_STARTERS) $(LAB_SOLUTIONS)
 export PYTHONDONTWRITEBYTECODE := 1
 
 LOCALSTACK := tools/localstack/localstack.sh
@@ -20,7 +24,7 @@ LOCALSTACK_ENV := WORKBOOK_BACKEND=localstack AWS_ENDPOINT_URL=http://127.0.0.1:
 # The tests that are about the backend itself; the rest of tests/ is backend-neutral and runs on the embedded one.
 LOCALSTACK_TESTS := tests/test_backend.py tests/test_resources.py tests/test_localstack_script.py
 
-.PHONY: browser-deps lab test test-embedded test-localstack lint unit nbval notebooks notebook timing-report lock readme \
+.PHONY: browser-deps lab labs test test-embedded test-localstack lint unit nbval notebooks notebook timing-report lock readme \
 	clean-venv reset localstack-install localstack-start localstack-stop localstack-status
 
 # Create .venv from the lock when it is missing or the lock changed.
@@ -68,14 +72,14 @@ unit: $(STAMP)
 	$(BIN)/pytest tests -q $(PARALLEL_UNIT)
 
 nbval: $(STAMP)
-	CI=true TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p tests.lab_server $(PARALLEL) $(NBVAL) $(NOTEBOOKS) $(LAB_SOLUTIONS)
+	CI=true TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p tests.lab_server $(PARALLEL) $(NBVAL) $(NOTEBOOKS) $(LABS)
 
 # The course against LocalStack 4.14 in host mode; LocalStack is always stopped and the exit code kept.
 test-localstack: $(STAMP) localstack-install
 	@trap 'bash $(LOCALSTACK) stop' EXIT; \
 	LOCALSTACK_PORT=$(LOCALSTACK_PORT) bash $(LOCALSTACK) start && \
 	$(LOCALSTACK_ENV) $(BIN)/pytest -q $(LOCALSTACK_TESTS) && \
-	$(LOCALSTACK_ENV) CI=true TQDM_DISABLE=1 $(BIN)/pytest -q $(NBVAL) $(NOTEBOOKS) $(LAB_SOLUTIONS)
+	$(LOCALSTACK_ENV) CI=true TQDM_DISABLE=1 $(BIN)/pytest -q $(NBVAL) $(NOTEBOOKS) $(LABS)
 
 localstack-install:
 	bash $(LOCALSTACK) install
@@ -98,6 +102,10 @@ notebooks: $(STAMP)
 notebook: $(STAMP)
 	$(BIN)/python tools/execute_notebooks.py $(NB)
 	$(BIN)/python tools/strip_timings.py $(NB)
+
+# Authors: regenerate every lab's starter and solution from its lab.md and store their outputs.
+labs: $(STAMP)
+	$(BIN)/python tools/labgen.py --execute
 
 timing-report: $(STAMP)
 	@$(BIN)/python tools/timing_report.py build

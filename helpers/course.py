@@ -68,17 +68,52 @@ CURRICULUM: tuple[Chapter, ...] = (
 
 @dataclass(frozen=True)
 class Lab:
-    slug: str
+    """One lab as the course map and the instructor notes list it (the lab's own README and notebook say more)."""
+
+    folder: str
     title: str
+    follows: str  # the notebook number the lab comes after
+    minutes: str  # time to complete, as the lab states it (an estimate for a learner, not a measurement)
+    goal: str
 
 
-# The labs the course design names; a lab's folder is labs/<slug>/. Until the folder exists the lab is planned.
+# The labs, each after the notebook it follows; a lab lives in labs/<folder>/ (starter, solution, README, lab.md).
 LABS: tuple[Lab, ...] = (
-    Lab("idempotent_payment_endpoint", "Make an HTTP payment endpoint idempotent"),
-    Lab("crash_safe_consumer", "Fix a consumer that double-charges after a crash"),
-    Lab("dedup_ids_and_tokens", "Choose deduplication ids and tokens correctly"),
-    Lab("idempotent_workflow", "Finish the idempotent workflow's state machine"),
-    Lab("capstone", "The end-to-end capstone"),
+    Lab(
+        "01_double_charging_consumer",
+        "The double-charging consumer",
+        "09",
+        "20-30",
+        "charge once per order through crashes and duplicate messages",
+    ),
+    Lab(
+        "02_idempotent_payment_endpoint",
+        "The idempotent payment endpoint",
+        "11",
+        "20-30",
+        "Idempotency-Key: replay, 422, 409, 400 over real HTTP",
+    ),
+    Lab(
+        "03_callback_that_waits_forever",
+        "The callback that waits forever",
+        "05",
+        "20-30",
+        "heartbeat, timeout and Catch on a task-token callback",
+    ),
+    Lab(
+        "04_route_au_nz_and_big_orders",
+        "Route AU/NZ and big orders",
+        "03",
+        "15-20",
+        "event patterns checked against the real delivery matrix",
+    ),
+    Lab(
+        "05_keys_that_survive_the_pipeline",
+        "Keys that survive the pipeline",
+        "12",
+        "15-25",
+        "one execution per client key with every fault on",
+    ),
 )
 
 
@@ -89,11 +124,6 @@ def chapter(number: str) -> Chapter | None:
 
 def notebook_path(chapter: Chapter) -> Path:
     return ROOT / "notebooks" / f"{chapter.stem}.ipynb"
-
-
-def labs() -> list[Path]:
-    """Lab folders present in this checkout, in order."""
-    return sorted(p for p in (ROOT / "labs").glob("*/") if p.is_dir() and not p.name.startswith((".", "_")))
 
 
 def map_rows(link_base: str = "") -> list[dict[str, str]]:
@@ -110,19 +140,26 @@ def map_rows(link_base: str = "") -> list[dict[str, str]]:
     return rows
 
 
+def lab_path(lab: Lab) -> Path:
+    return ROOT / "labs" / lab.folder
+
+
 def map_markdown(link_base: str = "") -> str:
+    """The course map: a row per notebook, and each lab in a row of its own after the notebook it follows.
+
+    ``link_base`` is where notebooks are relative to the page that shows the map (``notebooks/`` for the README,
+    nothing for notebook 00); labs are linked from the repository root accordingly.
+    """
+    labs_base = "labs/" if link_base == "notebooks/" else "../labs/"
     lines = ["| # | notebook | what you see happen | status |", "|---|---|---|---|"]
-    lines += [
-        f"| {r['#']} | {r['notebook']} | {r['what you see happen']} | {r['status']} |" for r in map_rows(link_base)
-    ]
-    found = labs()
-    if found:
-        lines.append("")
-        lines.append("Labs: " + ", ".join(f"[{p.name}]({link_base}../labs/{p.name}/)" for p in found))
-    planned = [lab.title for lab in LABS if not (ROOT / "labs" / lab.slug).is_dir()]
-    if planned:
-        lines.append("")
-        lines.append("Labs planned: " + "; ".join(planned) + ".")
+    for row in map_rows(link_base):
+        lines.append(f"| {row['#']} | {row['notebook']} | {row['what you see happen']} | {row['status']} |")
+        for lab in (lab for lab in LABS if lab.follows == row["#"]):
+            exists = (lab_path(lab) / "starter.ipynb").exists()
+            title = f"lab: {lab.title}"
+            link = f"[{title}]({labs_base}{lab.folder}/starter.ipynb)" if exists else title
+            status = "available" if exists else "planned"
+            lines.append(f"| | {link} | {lab.goal} ({lab.minutes} min) | {status} |")
     return "\n".join(lines) + "\n"
 
 

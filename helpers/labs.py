@@ -33,54 +33,6 @@ from helpers.resources import Target
 MET, MISSED = "met", "MISSED"
 
 
-@dataclass(frozen=True)
-class Lab:
-    """One lab as the course map and the instructor notes list it (the lab's own README and notebook say more)."""
-
-    folder: str
-    title: str
-    follows: str  # the notebook number the lab comes after
-    minutes: str  # time to complete, as the lab states it (an estimate for a learner, not a measurement)
-    goal: str
-
-
-CATALOGUE: tuple[Lab, ...] = (
-    Lab(
-        "01_double_charging_consumer",
-        "The double-charging consumer",
-        "09",
-        "20-30",
-        "charge once per order through crashes and duplicate messages",
-    ),
-    Lab(
-        "02_idempotent_payment_endpoint",
-        "The idempotent payment endpoint",
-        "11",
-        "20-30",
-        "Idempotency-Key: replay, 422, 409, 400 over real HTTP",
-    ),
-    Lab(
-        "03_callback_that_waits_forever",
-        "The callback that waits forever",
-        "05",
-        "20-30",
-        "heartbeat, timeout and Catch on a task-token callback",
-    ),
-    Lab(
-        "04_route_au_nz_and_big_orders",
-        "Route AU/NZ and big orders",
-        "03",
-        "15-20",
-        "event patterns checked against the real delivery matrix",
-    ),
-    Lab(
-        "05_keys_that_survive_the_pipeline",
-        "Keys that survive the pipeline",
-        "12",
-        "15-25",
-        "one execution per client key with every fault on",
-    ),
-)
 _runs = itertools.count(1)
 
 
@@ -202,7 +154,8 @@ def check_double_charging_consumer(
         return charge_id
 
     workers = itertools.count(1)
-    deleted, crashes, errors = 0, 0, []
+    deleted, crashes = 0, 0
+    errors: list[Any] = []
     deadline = time.monotonic() + s.deadline_s
     ledger.charge = charge_then_maybe_crash  # type: ignore[method-assign]
     try:
@@ -230,7 +183,7 @@ def check_double_charging_consumer(
         sqs.delete_queue(QueueUrl=queue.url)
 
     per_order = ledger.charges_per_order()
-    count = {n: per_order.get(o["order_id"], 0) for n, o in orders.items()}
+    count = {n: per_order.get(str(o["order_id"]), 0) for n, o in orders.items()}
     report = Report("Lab 01 · the double-charging consumer")
     uncharged = [n for n, c in count.items() if c == 0]
     report.expect(
@@ -302,7 +255,8 @@ class _Server:
     """The learner's endpoint behind a real HTTP server on 127.0.0.1."""
 
     def __init__(self, endpoint: Endpoint) -> None:
-        errors = self.errors = []
+        errors: list[Any] = []
+        self.errors = errors
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -372,7 +326,7 @@ def check_payment_endpoint(
 
     with _Server(make_endpoint(charger)) as api:
         key = str(uuid.uuid4())
-        order = {"orderId": f"r{run}-order-1", "amount": 25}
+        order: dict[str, Any] = {"orderId": f"r{run}-order-1", "amount": 25}
         first = api.post(order, key)
         report.expect(
             "a first request charges once and answers 201",
@@ -399,7 +353,8 @@ def check_payment_endpoint(
             hint="keep a fingerprint of the first request (method, path, body) with the key and compare it",
         )
 
-        slow_key, slow = str(uuid.uuid4()), {"orderId": f"r{run}-order-2", "amount": 40}
+        slow_key = str(uuid.uuid4())
+        slow: dict[str, Any] = {"orderId": f"r{run}-order-2", "amount": 40}
         charger.hold_next = True
         holder: dict[str, Any] = {}
         first_call = threading.Thread(target=lambda: holder.update(r=api.post(slow, slow_key)), daemon=True)
@@ -526,7 +481,7 @@ def check_routing(wb: Any, rules: dict[str, Any]) -> Report:
         "every pattern is one AWS accepts",
         not refused,
         observed="all accepted"
-        if not refused
+        if first_refusal is None
         else f"{len(refused)} refused, first: {first_refusal[0]}: {first_refusal[1]}",
         hint="every value goes in an array ('currency': ['AU']); a numeric bound is a number ([\">=\", 100])",
     )
@@ -767,9 +722,9 @@ def check_pipeline_keys(
         for execution in page["executions"]:
             described = sfn.describe_execution(executionArn=execution["executionArn"])
             key = json.loads(described["input"])["key"]
-            n = order_of.get(key) or next((m for m, seen in keys_seen.items() if key in seen), None)
-            if n is not None:
-                started[n] += 1
+            found = order_of.get(key) or next((m for m, seen in keys_seen.items() if key in seen), None)
+            if found is not None:
+                started[found] += 1
 
     unstable = [n for n in keys if len(keys_seen[n]) > 1]
     report.expect(

@@ -38,7 +38,7 @@ def unknown(text: str) -> list[str]:
     """What the prose names that neither exists nor is planned in the course map."""
     numbers, stems, slugs = references(text)
     known_stems = {c.stem for c in course.CURRICULUM}
-    known_labs = {lab.slug for lab in course.LABS} | {p.name for p in course.labs()}
+    known_labs = {lab.folder for lab in course.LABS}
     problems = [f"notebook {n}" for n in sorted(numbers) if course.chapter(n) is None]
     problems += [f"link to {s}.ipynb" for s in sorted(stems - known_stems)]
     problems += [f"labs/{s}" for s in sorted(slugs - known_labs)]
@@ -70,7 +70,9 @@ def test_the_check_catches_an_unknown_notebook_or_lab() -> None:
 
 def test_planned_chapters_and_labs_are_accepted() -> None:
     planned = [c for c in course.CURRICULUM if not course.notebook_path(c).exists()]
-    text = " ".join(f"notebook {c.number}" for c in planned) + " " + " ".join(f"labs/{lab.slug}" for lab in course.LABS)
+    text = (
+        " ".join(f"notebook {c.number}" for c in planned) + " " + " ".join(f"labs/{lab.folder}" for lab in course.LABS)
+    )
     assert unknown(text) == []
     rows = {r["#"]: r["status"] for r in course.map_rows()}
     assert all(rows[c.number] == "planned" for c in planned)

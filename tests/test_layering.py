@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "styles": 5,
     "event_design": 5,
     "notebook": 6,
+    "labs": 6,
 }
 
 

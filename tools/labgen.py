@@ -207,17 +207,16 @@ def write(lab: Path, *, keep_outputs: bool = True) -> list[Path]:
 
 
 def execute(lab: Path) -> None:
-    """Run both notebooks in place (the starter's check cells raise, as their tag expects) to store outputs."""
-    import os
+    """Run both notebooks in place, the way `make notebook` runs a notebook (one shared moto server, as under
+    `make lab`), to store their outputs; the starter's check cells raise, as their ``raises-exception`` tag expects."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from execute_notebooks import main as execute_notebooks
+    from strip_timings import strip
 
-    from nbclient import NotebookClient
-
-    os.environ.update(CI="true", TQDM_DISABLE="1")  # as `make notebook`: quiet progress bars, stable outputs
-    for variant in VARIANTS:
-        target = lab / f"{variant}.ipynb"
-        nb = nbformat.read(target, as_version=4)
-        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(lab)}}).execute()
-        nbformat.write(nb, target)
+    targets = [lab / f"{variant}.ipynb" for variant in VARIANTS]
+    execute_notebooks([str(t) for t in targets])
+    for target in targets:
+        strip(target)
 
 
 def drift(lab: Path) -> list[str]:
