@@ -167,6 +167,16 @@ def test_token_bucket_spaces_calls_on_a_manual_clock():
     assert times == pytest.approx([0, 0.25, 0.5, 0.75, 1.0])
 
 
+def test_token_bucket_ends_on_a_clock_far_from_zero():
+    """At 2e9 s a float moves in steps of ~2e-7 s: a wait shorter than that must still end, with a token taken."""
+    clock = dl.ManualClock()  # starts in 2033
+    bucket = dl.TokenBucket(1, clock=clock)
+    bucket.tokens, bucket.updated = 1 - 5e-9, clock.now()  # just short of a token: the pause is below resolution
+    assert bucket.acquire() == pytest.approx(5e-9)
+    waits = [bucket.acquire() for _ in range(3)]
+    assert waits == pytest.approx([1.0, 1.0, 1.0], abs=1e-6)
+
+
 # -- delivery through the real rule ------------------------------------------------------------------------------
 def test_rule_matches_and_header_query_path_values_come_from_the_event(env, server):
     route = _route(

@@ -32,14 +32,16 @@ class TokenBucket:
     def acquire(self) -> float:
         if self.rate is None:
             return 0.0
-        waited = 0.0
-        while True:
-            now = self.clock.now()
-            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-            if self.tokens >= 1 - 1e-9:
-                self.tokens -= 1
-                return waited
-            pause = (1 - self.tokens) / self.rate
-            self.clock.sleep(pause)
-            waited += pause
+        now = self.clock.now()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1 - 1e-9:
+            self.tokens -= 1
+            return 0.0
+        pause = (1 - self.tokens) / self.rate
+        self.clock.sleep(pause)
+        # The wait made exactly the token taken here. Re-deriving it from the clock could loop forever: on a clock
+        # far from zero (the ManualClock starts in 2033), a pause shorter than the float's resolution does not move
+        # the clock at all.
+        self.tokens, self.updated = 0.0, self.clock.now()
+        return pause
