@@ -424,7 +424,7 @@ def test_lab05_another_correct_fix_of_the_starter_passes(lab05) -> None:  # type
 
 
 def test_the_catalogue_matches_the_labs() -> None:
-    from helpers.labs import CATALOGUE
+    from helpers.course import LABS as CATALOGUE
 
     assert [ROOT / "labs" / lab.folder for lab in CATALOGUE] == LABS
     index = (ROOT / "labs" / "README.md").read_text()
