@@ -8,7 +8,7 @@ Notebook 04's machinery:
 - :func:`consume`: drains a consumer's queue and handles each event the way a sparse or a full-state consumer must.
 - :func:`entry_size` follows the user guide's "Calculating PutEvents event entry size"; :func:`check_entry_size`
   refuses an entry over :data:`PUT_EVENTS_ENTRY_LIMIT` before sending it, because moto does not (it accepted a
-  300 KB entry here; LocalStack 4.14 refuses the request with ValidationException, as AWS does).
+  300 KB entry here; LocalStack 4.14 refuses anything over the old 256 KB limit with ValidationException).
 - :class:`ClaimCheck`: a large payload goes to S3 and the event carries a reference (bucket, key, size, SHA-256).
 - :func:`compatibility_errors`: does an event produced by a new schema still satisfy the old consumers' JSON Schema?
 
@@ -35,9 +35,10 @@ from helpers.resources import Resources
 from helpers.routing import Router, order_event
 
 HOST = "127.0.0.1"
-#: The PutEvents entry limit the EventBridge API reference states ("256 KB"); measured as the user guide's entry-size
-#: calculation (Time 14 bytes; Source, DetailType, Detail and each Resource as UTF-8 bytes).
-PUT_EVENTS_ENTRY_LIMIT = 256 * 1024
+#: The PutEvents entry limit on AWS: 1 MB since 2026-01-29 (AWS Compute Blog, "More room to build: serverless
+#: services now support payloads up to 1 MB"; 256 KB before, which LocalStack 4.14 still enforces), measured as the
+#: user guide's entry-size calculation (Time 14 bytes; Source, DetailType, Detail and each Resource as UTF-8 bytes).
+PUT_EVENTS_ENTRY_LIMIT = 1024 * 1024
 CALLBACK_TIMEOUT_S = 2.0
 
 
@@ -269,8 +270,8 @@ def check_entry_size(entry: Mapping[str, Any], limit: int = PUT_EVENTS_ENTRY_LIM
     size = entry_size(entry)
     if size > limit:
         raise EventTooLarge(
-            f"PutEvents entry is {size} bytes, over the {limit}-byte limit: AWS rejects it (LocalStack too; moto "
-            "accepts it). Put the payload in S3 and send a reference (a claim check) instead."
+            f"PutEvents entry is {size} bytes, over the {limit}-byte limit: AWS rejects it (LocalStack 4.14 too, from "
+            "256 KB; moto accepts it). Put the payload in S3 and send a reference (a claim check) instead."
         )
     return size
 
