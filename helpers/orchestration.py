@@ -286,14 +286,8 @@ class Runner:
         return self.wait(self.start(machine_arn, payload, label=label))
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"executionArn": execution_arn}
-        while True:
-            page = self.sfn.get_execution_history(**kwargs)
-            events += page["events"]
-            if not page.get("nextToken"):
-                return events
-            kwargs["nextToken"] = page["nextToken"]
+        pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+        return [event for page in pages for event in page["events"]]
 
     def wait_for_event(self, execution: Execution, kind: str, *, timeout: float = 10.0) -> None:
         """Block until the history holds an event of this type (e.g. ``TaskSubmitted``: the token is out)."""

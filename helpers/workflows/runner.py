@@ -155,14 +155,8 @@ class IdempotentWorkflow:
             time.sleep(0.05)
 
     def history(self, run: Run) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"executionArn": run.arn}
-        while True:
-            page = self.sfn.get_execution_history(**kwargs)
-            events += page["events"]
-            if not page.get("nextToken"):
-                return events
-            kwargs["nextToken"] = page["nextToken"]
+        pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=run.arn)
+        return [event for page in pages for event in page["events"]]
 
     def record(self, key: str) -> dict[str, Any] | None:
         """The idempotency record, plainly: status, stored result, TTL, and the run that holds it (by its label)."""
