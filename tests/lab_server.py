@@ -33,8 +33,17 @@ def wanted(env: dict[str, str] | os._Environ[str]) -> bool:
     return backend == "embedded" and not (env.get("AWS_ENDPOINT_URL") or "").strip()
 
 
+def xdist_controller(config: Any) -> bool:
+    """Under pytest-xdist the controller runs no notebook: each worker starts its own server instead.
+
+    One server per worker, like one `make lab` per learner: a lab's starter and its solution share a resource prefix
+    (as a learner's two notebooks would), so two workers running them at once must not share a backend.
+    """
+    return not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
+
+
 def pytest_configure(config: Any) -> None:
-    if not wanted(os.environ):
+    if not wanted(os.environ) or xdist_controller(config):
         return
     lab = load_lab()
     server, endpoint, port = lab.start_shared_server(0)

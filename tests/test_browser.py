@@ -90,10 +90,14 @@ def browser(sync_playwright: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    """`make lab` as a learner runs it (tools/lab.py), on free ports; stopped with Ctrl-C afterwards."""
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """`make lab` as a learner runs it (tools/lab.py), on free ports; stopped with Ctrl-C afterwards.
+
+    JupyterLab keeps its workspaces (open tabs) under the user's home; the test gets an empty folder of its own, as a
+    learner's first session has, and leaves the home untouched."""
     jupyter_port, moto_port = _free_port(), _free_port()
     env = {**os.environ, "JUPYTER_PORT": str(jupyter_port), "MOTO_PORT": str(moto_port), "CI": "", "TQDM_DISABLE": ""}
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path_factory.mktemp("jupyterlab-workspaces"))
     for name in ("JUPYTER_TOKEN", "AWS_ENDPOINT_URL", "WORKBOOK_BACKEND"):
         env.pop(name, None)
     process = subprocess.Popen(
@@ -225,6 +229,10 @@ def test_the_printed_url_opens_notebook_00(lab: Lab, page: Any) -> None:
     page.goto(lab.url)
     page.wait_for_selector(".jp-mod-current .lm-TabBar-tabLabel:text-is('00_welcome.ipynb')", timeout=60_000)
     assert page.locator(".jp-Launcher:visible").count() == 0, "the Launcher is showing instead of notebook 00"
+    tabs = page.locator(".jp-MainAreaWidget-ContainerTabBar .lm-TabBar-tab, #jp-main-dock-panel .lm-TabBar-tab")
+    assert tabs.count() == 1, f"a first session opens notebook 00 alone, not {tabs.count()} tabs"
+    page.wait_for_selector(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell", timeout=60_000)
+    _accept_kernel_dialog(page)  # so the screenshot shows the notebook, as the learner sees it
 
 
 def test_without_the_token_the_lab_asks_for_it_and_the_api_refuses(lab: Lab, page: Any) -> None:
