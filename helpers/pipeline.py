@@ -79,7 +79,10 @@ SOURCES: dict[str, tuple[str, str]] = {
     "deliver_twice": ("queue", "SQS standard delivers the message twice (at-least-once delivery)"),
     "crash_after_effect": ("consumer", "the consumer started the execution, then crashed before deleting the message"),
     "exceed_visibility": ("consumer", "the work outlasts the visibility timeout: a second consumer gets the message"),
-    "archive_replay": ("bus", "an archive replay sends the event again, with a new id and a replay-name"),
+    "archive_replay": (
+        "bus",
+        "an archive replay sends the event again with a replay-name (and a new id, as both emulators give it)",
+    ),
     "startexecution_retry": ("consumer", "StartExecution's response is lost; the SDK retries with the same name"),
     "second_task_success": ("task-token", "the task worker's answer is lost; it sends SendTaskSuccess again"),
     "apidest_retry": ("api-destination", "the payments API's response is lost; EventBridge retries the same event"),

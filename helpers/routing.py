@@ -58,7 +58,7 @@ EMULATOR_GAPS: dict[str, dict[str, Any]] = {
 #: (its re-formatted entry carries the event time as a string, and the time parser calls ``str.replace`` with
 #: ``tzinfo=``); measured here, read in ``localstack/services/events/utils.py``. moto replays.
 EMULATOR_GAPS["eventbridge_replay"] = {
-    "summary": "StartReplay re-sends archived events to the bus, each with a new id and a replay-name field",
+    "summary": "StartReplay re-sends archived events to the bus, each with a replay-name field",
     "embedded": True,
     "localstack": False,
     "aws": True,
@@ -339,12 +339,20 @@ class Router:
         if self.settle_s:
             time.sleep(self.settle_s)
         found: list[Delivered] = []
+        put_order = {label: n for n, label in enumerate(ids.values())}
+        last = len(put_order)
         for rule in rules:
+            received = []
             for body in self.drain(rule):
                 label = ids.get(str(body.get("id"))) if isinstance(body, Mapping) else None
-                found.append(Delivered(rule, label, body))
-                if self.trace is not None and label is not None:
-                    self.trace.send("EventBridge", f"{rule} queue", label, key=label)
+                received.append(Delivered(rule, label, body))
+            # A standard queue promises no order (LocalStack even delivers asynchronously): report deliveries in the
+            # order the events were put, so tables and diagrams read the same on every run and backend.
+            received.sort(key=lambda d: last if d.event is None else put_order.get(d.event, last))
+            for delivered in received:
+                found.append(delivered)
+                if self.trace is not None and delivered.event is not None:
+                    self.trace.send("EventBridge", f"{rule} queue", delivered.event, key=delivered.event)
         return found
 
     def matrix(
