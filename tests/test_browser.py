@@ -15,18 +15,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.net import free_port, status
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "build" / "browser"
@@ -45,20 +44,6 @@ def _skip_or_fail(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI must run the browser test: `make test` installs Chromium and Playwright)")
     pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 @dataclass
@@ -95,7 +80,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
     JupyterLab keeps its workspaces (open tabs) under the user's home; the test gets an empty folder of its own, as a
     learner's first session has, and leaves the home untouched."""
-    jupyter_port, moto_port = _free_port(), _free_port()
+    jupyter_port, moto_port = free_port(), free_port()
     env = {**os.environ, "JUPYTER_PORT": str(jupyter_port), "MOTO_PORT": str(moto_port), "CI": "", "TQDM_DISABLE": ""}
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(tmp_path_factory.mktemp("jupyterlab-workspaces"))
     for name in ("JUPYTER_TOKEN", "AWS_ENDPOINT_URL", "WORKBOOK_BACKEND"):
@@ -239,8 +224,8 @@ def test_without_the_token_the_lab_asks_for_it_and_the_api_refuses(lab: Lab, pag
     page.goto(f"{lab.base}/lab")
     page.wait_for_selector("input[type='password'], input[name='password']", timeout=30_000)
     assert "/login" in page.url
-    assert _status(f"{lab.base}/api/contents") == 403
-    assert _status(f"{lab.base}/api/contents?token={lab.token}") == 200
+    assert status(f"{lab.base}/api/contents") == 403
+    assert status(f"{lab.base}/api/contents?token={lab.token}") == 200
 
 
 @pytest.mark.parametrize("notebook_name", ["00_welcome.ipynb", "10_idempotent_workflow.ipynb"])

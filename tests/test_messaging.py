@@ -4,7 +4,6 @@ helpers, and request-reply with Return Address and Correlation Identifier."""
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
@@ -22,6 +21,7 @@ from helpers.messaging import (
     take_reply,
 )
 from helpers.resources import Resources, Target
+from tests.net import listening
 
 
 @pytest.fixture
@@ -32,12 +32,6 @@ def resources(backend):  # type: ignore[no-untyped-def]
     res.teardown()
 
 
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def test_receiver_stops_and_comes_back_on_the_same_port(resources: Resources) -> None:
     ledger = Ledger(resources)
     with Receiver(ledger) as receiver:
@@ -45,10 +39,10 @@ def test_receiver_stops_and_comes_back_on_the_same_port(resources: Resources) ->
         receiver.stop()
         refused = post_charge(receiver.url, "o-2", 10)
         assert (refused.status, refused.error, refused.ok) == (None, "connection refused", False)
-        assert not listening(receiver.port)
+        assert not listening("127.0.0.1", receiver.port)
         receiver.start()
         assert post_charge(receiver.url, "o-2", 10).ok and receiver.stops == 1
-    assert not listening(receiver.port)
+    assert not listening("127.0.0.1", receiver.port)
     assert ledger.charges_per_order() == {"o-1": 1, "o-2": 1}
 
 
@@ -60,11 +54,11 @@ def test_receiver_stopped_twice_or_started_twice_is_an_error(resources: Resource
         receiver.stop()
         with pytest.raises(RuntimeError, match="already stopped"):
             receiver.stop()
-        assert not receiver.up and not listening(receiver.port)
+        assert not receiver.up and not listening("127.0.0.1", receiver.port)
     finally:
         receiver.close()
         receiver.close()  # close never raises
-    assert not listening(receiver.port)
+    assert not listening("127.0.0.1", receiver.port)
 
 
 def test_queue_helpers_count_and_drain(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
