@@ -22,7 +22,7 @@ LOCALSTACK := tools/localstack/localstack.sh
 LOCALSTACK_PORT ?= 4566
 LOCALSTACK_ENV := WORKBOOK_BACKEND=localstack AWS_ENDPOINT_URL=http://127.0.0.1:$(LOCALSTACK_PORT)
 # The tests that are about the backend itself; the rest of tests/ is backend-neutral and runs on the embedded one.
-LOCALSTACK_TESTS := tests/test_backend.py tests/test_resources.py tests/test_localstack_script.py
+LOCALSTACK_TESTS := tests/aws
 
 .PHONY: browser-deps lab labs test test-embedded test-localstack lint unit nbval notebooks notebook timing-report lock readme \
 	clean-venv reset localstack-install localstack-start localstack-stop localstack-status
@@ -36,7 +36,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/python tools/lab.py
+	$(BIN)/python tools/workbook.py
 
 # Both suites: the embedded one, then LocalStack in host mode (skipped with a reason on a machine that cannot run it,
 # never under CI). One timing report for both at the end.
@@ -72,7 +72,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests -q $(PARALLEL_UNIT)
 
 nbval: $(STAMP)
-	CI=true TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p tests.lab_server $(PARALLEL) $(NBVAL) $(NOTEBOOKS) $(LABS)
+	CI=true TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p tests.workbook_server $(PARALLEL) $(NBVAL) $(NOTEBOOKS) $(LABS)
 
 # The course against LocalStack 4.14 in host mode; LocalStack is always stopped and the exit code kept.
 test-localstack: $(STAMP) localstack-install

@@ -18,7 +18,7 @@ WORKBOOK_BACKEND says otherwise):
 
 Fairness: both libraries get their own fresh client per worker with the same botocore config, the same payload
 validation (``[customer, amount, currency]``), local cache on, and the same workload order and partition.
-Powertools is set up by ``helpers.powertools`` (a stand-in Lambda context gives it the lease we give our
+Powertools is set up by ``helpers.services.powertools`` (a stand-in Lambda context gives it the lease we give our
 library), the one harness notebook 09 uses too. Timings are reported, never asserted: round trips per path are
 what carries over to AWS; a throughput ratio on an emulator also measures the emulator's cost per kind of call.
 """
@@ -39,7 +39,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from helpers import powertools
 from helpers.idempotency import (
     DynamoDBStore,
     Effect,
@@ -49,6 +48,7 @@ from helpers.idempotency import (
     SimulatedCrash,
     SystemClock,
 )
+from helpers.services import powertools
 
 FINGERPRINT = "[customer, amount, currency]"
 
@@ -185,7 +185,7 @@ class Backend:
     (the same for both libraries); everything is dropped at the end."""
 
     def __init__(self) -> None:
-        from helpers import backend
+        from helpers.aws import backend
 
         self.backend = backend.current()
         os.environ.setdefault("AWS_DEFAULT_REGION", self.backend.region)  # Powertools reads the region from env
@@ -336,7 +336,7 @@ class PowertoolsWorker(Worker):
         self.fn = self.wrap(charge)
 
     def wrap(self, body: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
-        """``body`` under Powertools on this worker's client, table and lease (helpers.powertools)."""
+        """``body`` under Powertools on this worker's client, table and lease (helpers.services.powertools)."""
         return powertools.powertools_function(
             body,
             client=self.client,

@@ -18,8 +18,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from helpers import backend as backend_mod
-from helpers.resources import Resources
+from helpers.aws import backend as backend_mod
+from helpers.aws.resources import Resources
 
 
 def under_test() -> bool:

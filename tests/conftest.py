@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from helpers import backend as backend_mod
+from helpers.aws import backend as backend_mod
 
 
 @pytest.fixture(scope="session")

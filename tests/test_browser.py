@@ -76,7 +76,7 @@ def browser(sync_playwright: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """`make lab` as a learner runs it (tools/lab.py), on free ports; stopped with Ctrl-C afterwards.
+    """`make lab` as a learner runs it (tools/workbook.py), on free ports; stopped with Ctrl-C afterwards.
 
     JupyterLab keeps its workspaces (open tabs) under the user's home; the test gets an empty folder of its own, as a
     learner's first session has, and leaves the home untouched."""
@@ -86,7 +86,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     for name in ("JUPYTER_TOKEN", "AWS_ENDPOINT_URL", "WORKBOOK_BACKEND"):
         env.pop(name, None)
     process = subprocess.Popen(
-        [sys.executable, "tools/lab.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "tools/workbook.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )  # fmt: skip
     assert process.stdout is not None

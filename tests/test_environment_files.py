@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from helpers import backend as backend_mod
-from helpers import capabilities
+from helpers.aws import backend as backend_mod
+from helpers.aws import capabilities
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))

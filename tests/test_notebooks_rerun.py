@@ -26,8 +26,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from helpers import backend as backend_mod
-from helpers.resources import Resources
+from helpers.aws import backend as backend_mod
+from helpers.aws.resources import Resources
 
 ROOT = Path(__file__).resolve().parent.parent
 PATTERNS = ("notebooks/0[1-9]_*.ipynb", "notebooks/1[0-9]_*.ipynb")

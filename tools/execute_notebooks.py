@@ -1,8 +1,8 @@
 """`make notebook NB=...` / `make notebooks`: execute notebooks in place the way a learner runs them under `make lab`.
 
-One moto server is started as tools/lab.py starts it and every kernel gets the lab's environment, so the stored
+One moto server is started as tools/workbook.py starts it and every kernel gets the lab's environment, so the stored
 outputs are what a learner sees on the default path (nbval then checks them the same way, through
-tests/lab_server.py). When a backend is chosen already (LocalStack, an endpoint), that backend is used instead.
+tests/workbook_server.py). When a backend is chosen already (LocalStack, an endpoint), that backend is used instead.
 Execution timestamps are not recorded, so a re-run's diff shows only real changes.
 Usage: ``python tools/execute_notebooks.py NOTEBOOK...``
 """
@@ -20,7 +20,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.lab_server import load_lab, wanted  # noqa: E402 - the repository root is put on the path just above
+from tests.workbook_server import load_launcher, wanted  # noqa: E402 - the repository root is put on the path just above
 
 CELL_TIMEOUT_S = 300
 
@@ -44,7 +44,7 @@ def main(paths: list[str]) -> int:
     env = {**os.environ, "CI": "true", "TQDM_DISABLE": "1"}
     server = None
     if wanted(env):
-        lab = load_lab()
+        lab = load_launcher()
         server, endpoint, port = lab.start_shared_server(0)
         env = lab.kernel_environment(endpoint, port, base=env)
     try:

@@ -1,7 +1,7 @@
 """Generate a lab's ``starter.ipynb`` and ``solution.ipynb`` from its one source, ``labs/NN_name/lab.md``.
 
 Why one source: the starter and the solution must never drift apart, so both are cut from the same text and a test
-(tests/test_labs.py) regenerates them and compares with the committed copies.
+(tests/labs/test_labs.py) regenerates them and compares with the committed copies.
 
 The source is Markdown. Text between code fences becomes Markdown cells (a line ``+++`` splits two of them); each
 fenced block becomes a code cell. The fence's info string says what kind of cell:

@@ -6,7 +6,8 @@ import re
 import sys
 from pathlib import Path
 
-from helpers import capabilities, course
+from helpers import course
+from helpers.aws import capabilities
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

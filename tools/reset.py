@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from helpers import backend
-from helpers.resources import teardown_all
+from helpers.aws import backend
+from helpers.aws.resources import teardown_all
 
 
 def main() -> int:

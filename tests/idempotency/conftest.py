@@ -14,7 +14,7 @@ from botocore.config import Config
 
 from helpers.idempotency import DynamoDBStore, Idempotency, ManualClock, MemoryStore, TransitionLog
 
-# moto's conditional writes are made atomic by helpers.backend (make_moto_dynamodb_writes_atomic) for every
+# moto's conditional writes are made atomic by helpers.aws.backend (make_moto_dynamodb_writes_atomic) for every
 # embedded server, so the concurrency tests below test the library, not moto.
 
 

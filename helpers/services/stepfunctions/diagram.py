@@ -1,0 +1,86 @@
+"""The state machine as a Mermaid flowchart (drawn by :func:`~.viz.flowchart`), with a run's path coloured."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from helpers.instruments import viz
+from helpers.services.stepfunctions.definition import iter_states
+from helpers.services.stepfunctions.history import edges_taken, states_entered
+
+#: The node shape of each state type (every other type is a box).
+SHAPES = {"Choice": "decision", "Succeed": "terminal", "Fail": "terminal", "Wait": "slanted"}
+
+
+def _short_rule(rule: Mapping[str, Any]) -> str:
+    if "And" in rule:
+        return " and ".join(_short_rule(r) for r in rule["And"] if "StringEquals" in r) or "and"
+    if "StringEquals" in rule:
+        return str(rule["StringEquals"])
+    if "BooleanEquals" in rule:
+        return f"{rule['Variable'].rsplit('.', 1)[-1]} = {str(rule['BooleanEquals']).lower()}"
+    if "IsPresent" in rule:
+        return f"{rule['Variable'].rsplit('.', 1)[-1]} {'present' if rule['IsPresent'] else 'missing'}"
+    for key, value in rule.items():
+        if key.startswith("Numeric"):
+            op = {"GreaterThanEquals": ">=", "GreaterThan": ">", "LessThan": "<", "LessThanEquals": "<=", "Equals": "="}
+            name = key.removeprefix("Numeric").removesuffix("Path")
+            return f"{op.get(name, name)} {str(value).rsplit('.', 1)[-1]}"
+    return "rule"
+
+
+def flowchart(definition: Mapping[str, Any], events: Iterable[Mapping[str, Any]] | None = None) -> viz.Mermaid:
+    """Mermaid flowchart of the state machine; with a history, the states entered and the moves made are coloured.
+
+    A Parallel state is a subgraph holding its branches' states; Catch edges are dashed.
+    """
+    ids = {name: f"s{i}" for i, (name, _, _) in enumerate(iter_states(definition))}
+
+    def items(states: Mapping[str, Any]) -> list[viz.FlowNode | viz.FlowGroup]:
+        out: list[viz.FlowNode | viz.FlowGroup] = []
+        for name, state in states.items():
+            if state["Type"] == "Parallel":
+                children = [item for branch in state["Branches"] for item in items(branch["States"])]
+                out.append(viz.FlowGroup(ids[name], f"{name} (Parallel)", tuple(children)))
+            else:
+                out.append(viz.FlowNode(ids[name], name, SHAPES.get(state["Type"], "box")))
+        return out
+
+    edges: list[tuple[str, str, str, bool]] = []  # from, to, label, dashed: a Parallel's inner edges come first
+
+    def collect(states: Mapping[str, Any]) -> None:
+        for name, state in states.items():
+            if state["Type"] == "Parallel":
+                for branch in state["Branches"]:
+                    collect(branch["States"])
+            if "Next" in state:
+                edges.append((name, state["Next"], "", False))
+            for rule in state.get("Choices", []):
+                edges.append((name, rule["Next"], _short_rule(rule), False))
+            if "Default" in state:
+                edges.append((name, state["Default"], "otherwise", False))
+            for catch in state.get("Catch", []):
+                label = catch["ErrorEquals"][0].split(".", 1)[-1].removesuffix("Exception")
+                edges.append((name, catch["Next"], f"catch {label}", True))
+
+    collect(definition["States"])
+    unique = list(dict.fromkeys(edges))
+    flow_edges = [viz.FlowEdge(ids[a], ids[b], label, dashed) for a, b, label, dashed in unique]
+    if events is None:
+        return viz.flowchart(items(definition["States"]), flow_edges)
+    events = list(events)
+    entered = list(dict.fromkeys(states_entered(events)))
+    taken = set(edges_taken(events))
+    failed = {n for n, s, _ in iter_states(definition) if s["Type"] == "Fail"}
+    members = {
+        "visited": [ids[n] for n in entered if n in ids and n not in failed],
+        "failed": [ids[n] for n in entered if n in failed],
+    }
+    return viz.flowchart(
+        items(definition["States"]),
+        flow_edges,
+        classes={"visited": viz.HIGHLIGHT_STYLE, "failed": viz.FAILED_STYLE},
+        members=members,
+        highlight_edges=[i for i, (a, b, _, _) in enumerate(unique) if (a, b) in taken],
+    )
