@@ -6,11 +6,9 @@ import socket
 import urllib.error
 import urllib.request
 
+from helpers.services.http import free_port
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+__all__ = ["free_port", "listening", "status"]
 
 
 def listening(host: str, port: int) -> bool:

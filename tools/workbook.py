@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,10 +19,10 @@ import urllib.request
 from pathlib import Path
 
 from helpers.aws.backend import start_moto_server
+from helpers.services.http import HOST, free_port, port_is_free
 
 ROOT = Path(__file__).resolve().parent.parent
 
-HOST = "127.0.0.1"
 START_NOTEBOOK = "notebooks/00_welcome.ipynb"
 SETTINGS_DIR = ROOT / "tools" / "jupyterlab" / "settings"
 # Not for learners' eyes in the file browser: build outputs, packaging metadata, caches (dot-files are hidden anyway).
@@ -66,24 +65,12 @@ def start_url(base: str, token: str) -> str:
     return f"{base}/lab/tree/{START_NOTEBOOK}?token={token}"
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def choose_port(variable: str, default: int) -> int:
     """The port asked for, or a free one with a sentence saying so (never a crash on a taken port)."""
     wanted = int(os.environ.get(variable) or default)
     if port_is_free(wanted):
         return wanted
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        free = probe.getsockname()[1]
+    free = free_port()
     print(f"port {wanted} is taken, using {free} instead (set {variable}=<port> to choose another)", flush=True)
     return free
 

@@ -26,15 +26,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from helpers.aws.resources import Resources
 from helpers.chapters.routing import Router, order_event
+from helpers.idempotency import HttpResponse
+from helpers.services.http import HOST, LoopbackServer, send
 
-HOST = "127.0.0.1"
 #: The PutEvents entry limit on AWS: 1 MB since 2026-01-29 (AWS Compute Blog, "More room to build: serverless
 #: services now support payloads up to 1 MB"; 256 KB before, which LocalStack 4.14 still enforces), measured as the
 #: user guide's entry-size calculation (Time 14 bytes; Source, DetailType, Detail and each Resource as UTF-8 bytes).
@@ -58,16 +59,18 @@ class Callback:
     version: int | None  # the version served, None for a 404
 
 
-class OrdersApi:
+class OrdersApi(LoopbackServer):
     """Orders by id over HTTP (``GET /orders/<id>``), each call recorded; ``stop()`` makes it unreachable."""
 
+    methods = ("GET",)
+    thread_name = "orders-api"
+    label = "the orders API"
+
     def __init__(self) -> None:
+        super().__init__()
         self.orders: dict[str, dict[str, Any]] = {}
         self.calls: list[Callback] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._port = 0
 
     # -- data ---------------------------------------------------------------------------------------------------
     def put(self, order: Mapping[str, Any]) -> dict[str, Any]:
@@ -97,57 +100,20 @@ class OrdersApi:
 
     # -- server ---------------------------------------------------------------------------------------------------
     @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    @property
     def url(self) -> str:
+        """The address consumers call back; the same after a restart. OrdersApiDown while it is stopped."""
         if not self.running:
             raise OrdersApiDown("the orders API is not running")
-        return f"http://{HOST}:{self._port}"
+        return super().url
 
-    def start(self) -> OrdersApi:
-        if self.running:
-            return self
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                api._serve(self)
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet: nbval compares stderr
-                return
-
-        self._server = ThreadingHTTPServer((HOST, self._port), Handler)
-        self._port = self._server.server_address[1]  # the same port after a restart, so consumers' URLs stay valid
-        self._thread = threading.Thread(target=self._server.serve_forever, name="orders-api", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> OrdersApi:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _serve(self, http: BaseHTTPRequestHandler) -> None:
+    def serve(self, http: BaseHTTPRequestHandler) -> None:
         parts = http.path.strip("/").split("/")
         consumer = http.headers.get("X-Consumer", "anonymous")
         with self._lock:
             order = self.orders.get(parts[1]) if len(parts) == 2 and parts[0] == "orders" else None
             self.calls.append(Callback(consumer, parts[-1], order["version"] if order else None))
             body = json.dumps(order if order else {"error": "not found"}).encode()
-        http.send_response(200 if order else 404)
-        http.send_header("Content-Type", "application/json")
-        http.send_header("Content-Length", str(len(body)))
-        http.end_headers()
-        http.wfile.write(body)
+        send(http, HttpResponse(200 if order else 404, {"Content-Type": "application/json"}, body))
 
 
 def fetch_order(url: str, order_id: str, consumer: str, *, timeout: float = CALLBACK_TIMEOUT_S) -> dict[str, Any]:
@@ -222,7 +188,7 @@ def consume(
         try:
             if detail["metadata"].get("shape") == "sparse":
                 report.callbacks += 1
-                url = f"http://{HOST}:{api._port}"  # the consumer's configured URL, whether or not the API is up
+                url = f"http://{HOST}:{api.port}"  # the consumer's configured URL, whether or not the API is up
                 oid = order["order-id"]
                 if trace is not None:
                     trace.record(consumer, "orders API", f"GET /orders/{oid}", key=oid)

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -29,6 +29,7 @@ from helpers.aws.resources import Target
 from helpers.idempotency.http import HttpRequest, HttpResponse
 from helpers.instruments.faults import FaultPlan, WorkerCrashed
 from helpers.instruments.ledger import Ledger
+from helpers.services.http import LoopbackServer, read_body, send
 
 MET, MISSED = "met", "MISSED"
 
@@ -251,46 +252,26 @@ class _Charger:
         return HttpResponse(201, {"Content-Type": "application/json"}, json.dumps(result).encode())
 
 
-class _Server:
+class _Server(LoopbackServer):
     """The learner's endpoint behind a real HTTP server on 127.0.0.1."""
 
+    methods = ("POST",)
+    thread_name = "lab-endpoint"
+    label = "the lab's endpoint"
+
     def __init__(self, endpoint: Endpoint) -> None:
-        errors: list[Any] = []
-        self.errors = errors
+        super().__init__()
+        self.endpoint = endpoint
+        self.errors: list[str] = []
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                try:
-                    response = endpoint(self.command, self.path, dict(self.headers.items()), body)
-                except Exception as exc:  # the learner's bug: a 500 the table reports
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    response = HttpResponse(500, {"Content-Type": "text/plain"}, str(exc).encode())
-                self.send_response(response.status)
-                for name, value in response.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(response.body)))
-                self.end_headers()
-                self.wfile.write(response.body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: request logs on stderr would leak into notebook outputs."""
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, name="lab02-endpoint", daemon=True)
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+    def serve(self, http: BaseHTTPRequestHandler) -> None:
+        body = read_body(http)
+        try:
+            response = self.endpoint(http.command, http.path, dict(http.headers.items()), body)
+        except Exception as exc:  # the learner's bug: a 500 the table reports
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            response = HttpResponse(500, {"Content-Type": "text/plain"}, str(exc).encode())
+        send(http, response)
 
     def post(self, body: dict[str, Any], key: str | None) -> tuple[int, dict[str, str], bytes]:
         import urllib.error
@@ -299,8 +280,10 @@ class _Server:
         headers = {"Content-Type": "application/json"}
         if key is not None:
             headers["Idempotency-Key"] = key
-        url = f"http://127.0.0.1:{self.server.server_address[1]}/charges"
-        request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers=headers)
+        url = f"{self.url}/charges"
+        request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
+            url, data=json.dumps(body).encode(), method="POST", headers=headers
+        )
         try:
             with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - http://127.0.0.1 only
                 return response.status, dict(response.headers), response.read()

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,16 +20,10 @@ from typing import Any
 import requests
 
 from helpers.instruments.ledger import Ledger
-from helpers.services.payments import HOST, PaymentsApi
+from helpers.services.http import HOST, free_port
+from helpers.services.payments import PaymentsApi
 
 CALL_TIMEOUT_S = 5.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class Receiver:
@@ -52,7 +45,7 @@ class Receiver:
 
     @property
     def up(self) -> bool:
-        return self.api._server is not None
+        return self.api.running
 
     def stop(self) -> None:
         if not self.up:

@@ -12,7 +12,7 @@ It is a real server, so bad requests get real answers (this helper's limits, not
 ``MAX_BODY_BYTES`` (else 413), sent as JSON (another declared type: 415; no type: read as JSON), framed by a valid
 ``Content-Length`` (else 400; none with a body: 411), to a route that allows the method (else 405 with ``Allow``).
 A client that stops sending mid-request is timed out after ``request_timeout`` seconds (408), and the listen
-backlog holds a burst of ``BACKLOG`` connections, so hundreds of concurrent clients are served at once.
+backlog (``services.http.BACKLOG``) holds a burst of connections, so hundreds of concurrent clients are served at once.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ from __future__ import annotations
 import hmac
 import json
 import socket
-import sys
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from helpers.idempotency import (
@@ -40,33 +39,12 @@ from helpers.idempotency import (
 )
 from helpers.idempotency.http import parse_sf_string, problem
 from helpers.instruments.ledger import Ledger
+from helpers.services.http import LoopbackServer, send
 
-HOST = "127.0.0.1"
 DAY_S = 24 * 3600.0
 #: The largest request body this helper reads (a charge is ~100 bytes; an EventBridge event a few KB).
 MAX_BODY_BYTES = 64 * 1024
-#: Connections the kernel queues while every handler thread is busy (the stdlib default of 5 makes a burst wait).
-BACKLOG = 1024
 ROUTES: dict[str, tuple[str, ...]] = {"/charges": ("POST",), "/health": ("GET", "HEAD")}
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-
-
-class _Server(ThreadingHTTPServer):
-    """A threading server with a listen backlog that holds a burst of clients."""
-
-    request_queue_size = BACKLOG
-    daemon_threads = True
-    block_on_close = False
-
-    closed_by_caller = 0
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A caller that gave up (a timed-out API destination call) closes its end first: the answer finds the
-        # connection gone. That is the caller's choice, not the server's failure: counted, not printed to stderr.
-        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
-            self.closed_by_caller += 1
-            return
-        super().handle_error(request, client_address)
 
 
 class _Reject(Exception):
@@ -137,7 +115,7 @@ class Served:
     note: str
 
 
-class PaymentsApi:
+class PaymentsApi(LoopbackServer):
     """The payments service. ``with PaymentsApi(ledger) as api: requests.post(api.url + "/charges", ...)``."""
 
     def __init__(
@@ -154,8 +132,8 @@ class PaymentsApi:
         """``api_key=(header, value)``: requests to /charges must carry it (what an EventBridge connection with
         API-key auth sends); the value is kept in memory only and never logged. ``request_timeout``: seconds a
         client may take to send its request (a half-sent request is answered 408 and closed)."""
+        super().__init__(port=port, request_timeout=request_timeout)
         self.ledger = ledger
-        self.request_timeout = request_timeout
         self._api_key = api_key
         self.faults = ApiFaults()
         self.expires_after = expires_after
@@ -171,59 +149,9 @@ class PaymentsApi:
         self.idempotency = Idempotency(config, store=self.store, worker="payments-api")
         self.served: list[Served] = []
         self._served_lock = threading.Lock()
-        self._port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------------------------------------
-    @property
-    def closed_by_caller(self) -> int:
-        """Answers that found the connection already closed by a caller that gave up waiting (since start)."""
-        return self._server.closed_by_caller if isinstance(self._server, _Server) else 0
-
-    def start(self) -> PaymentsApi:
-        if self._server is not None:
-            return self
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = api.request_timeout  # applies to every read: request line, headers and body
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: request logs on stderr would leak into notebook outputs."""
-
-        for method in METHODS:
-            setattr(Handler, f"do_{method}", lambda handler: api._serve(handler))
-        self._server = _Server((HOST, self._port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="payments-api", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> PaymentsApi:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the payments API is not running: call start() first")
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+    thread_name = "payments-api"
+    label = "the payments API"
 
     def reset_log(self) -> None:
         with self._served_lock:
@@ -295,7 +223,7 @@ class PaymentsApi:
         # bytes, so a non-ASCII header value compares (and fails) instead of raising TypeError
         return hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), self._api_key[1].encode("utf-8"))
 
-    def _serve(self, http: BaseHTTPRequestHandler) -> None:
+    def serve(self, http: BaseHTTPRequestHandler) -> None:
         key = http.headers.get("Idempotency-Key")
         note = ""
         try:
@@ -313,16 +241,7 @@ class PaymentsApi:
         if response is None:  # the lost-response fault: the connection was dropped on purpose
             return
         self._record(http, key, response, note)
-        try:
-            http.send_response(response.status)
-            for name, value in response.headers.items():
-                http.send_header(name, value)
-            http.send_header("Content-Length", str(len(response.body)))
-            http.end_headers()
-            if http.command != "HEAD":
-                http.wfile.write(response.body)
-        except OSError:
-            http.close_connection = True  # the client went away; nothing to tell it
+        send(http, response)
 
     def _respond(self, http: BaseHTTPRequestHandler, body: bytes, key: str | None) -> tuple[Any, str]:
         if http.path.split("?", 1)[0] == "/health":
