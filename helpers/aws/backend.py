@@ -134,7 +134,7 @@ def start_moto_server(port: int = 0) -> tuple[Any, str]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     # moto's Step Functions interpreter logs every failure a workflow catches at ERROR level; on a notebook's stderr
     # that reads like a crash (and nbval compares it). The execution history carries the same facts.
-    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     _, bound_port = server.get_host_and_port()

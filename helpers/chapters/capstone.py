@@ -33,6 +33,8 @@ from helpers.instruments.ledger import Ledger
 from helpers.instruments.trace import Trace
 from helpers.services import delivery as dl
 from helpers.services.payments import PaymentsApi
+from helpers.services.stepfunctions import WorkflowTimeout, load, poll_until_done
+from helpers.services.stepfunctions.runner import POLL_SECONDS
 
 ORDERS_SOURCE = "capstone.orders"
 WORKFLOW_SOURCE = "capstone.workflow"
@@ -63,43 +65,7 @@ ACTORS = (
 
 def workflow_definition(tasks_queue_url: str, bus_name: str) -> dict[str, Any]:
     """Wait for an authorisation (a task token on a queue), then ask for the payment on the bus."""
-    return {
-        "Comment": "capstone: authorise, then request the payment with the derived payment key",
-        "StartAt": "Authorise",
-        "States": {
-            "Authorise": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                "Parameters": {
-                    "QueueUrl": tasks_queue_url,
-                    "MessageBody": {"token.$": "$$.Task.Token", "idempotency_key.$": "$.idempotency_key"},
-                },
-                "ResultPath": "$.authorisation",
-                "Next": "RequestPayment",
-            },
-            "RequestPayment": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::events:putEvents",
-                "Parameters": {
-                    "Entries": [
-                        {
-                            "EventBusName": bus_name,
-                            "Source": WORKFLOW_SOURCE,
-                            "DetailType": "PaymentRequested",
-                            "Detail": {
-                                "paymentKey.$": "$.paymentKey",
-                                "orderId.$": "$.orderId",
-                                "amount.$": "$.amount",
-                                "metadata": {"idempotency_key.$": "$.idempotency_key"},
-                            },
-                        }
-                    ]
-                },
-                "ResultPath": None,
-                "End": True,
-            },
-        },
-    }
+    return load("capstone_payment", TasksQueueUrl=tasks_queue_url, BusName=bus_name, Source=WORKFLOW_SOURCE)
 
 
 @dataclass
@@ -415,13 +381,13 @@ class LiveSystem:
         self.trace.reply("workflow", "task-worker", "accepted", key=key)
 
     def _wait_done(self, arn: str, deadline: float) -> str:
-        status = "RUNNING"
-        while time.monotonic() < deadline:
-            status = self.sfn.describe_execution(executionArn=arn)["status"]
-            if status != "RUNNING":
-                break
-            time.sleep(0.05)
-        return status
+        try:
+            described, _ = poll_until_done(
+                self.sfn, arn, poll_seconds=POLL_SECONDS, timeout=deadline - time.monotonic()
+            )
+        except WorkflowTimeout:
+            return "RUNNING"
+        return str(described["status"])
 
     # -- API destination -> payments API -> ledger ------------------------------------------------------------
     def _drain_payments(self, key: str, expected: int = 1) -> None:

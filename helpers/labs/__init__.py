@@ -509,8 +509,9 @@ def check_callback(
     ``sqs:sendMessage.waitForTaskToken`` task whose message carries ``orderId``, ``amount`` and ``taskToken``, and
     which writes the order's ``status`` (``PAID`` / ``CANCELLED``) to the orders table.
     """
-    from helpers.chapters.orchestration import PaymentWorker, Runner, WorkflowTimeout
+    from helpers.chapters.orchestration import PaymentWorker
     from helpers.instruments.trace import Trace
+    from helpers.services.stepfunctions import Runner, WorkflowTimeout
 
     s = scenario or CallbackScenario()
     run = next(_runs)

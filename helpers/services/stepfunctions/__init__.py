@@ -1,23 +1,16 @@
-"""State machines kept as ASL files, and what notebook 10 needs to run and draw them.
+"""The Step Functions kit: ASL files and their loader, the one wait loop, history readers, diagrams, and the
+idempotent workflow of notebook 10.
 
-``load(name, **placeholders)`` reads ``<name>.asl.json`` from this folder and fills ``${Placeholder}`` values (table
-names), refusing to return a definition with one left unfilled.
+- ``definition``: ``load(name, **placeholders)`` reads ``asl/<name>.asl.json`` (every state machine of the course
+  lives there) and fills ``${Placeholder}`` values; ``iter_states``, ``features``, ``integrations``, ``insert_after``,
+  ``definition_diff`` read and edit a definition.
+- ``runner``: ``Runner`` starts executions and waits for them through ``poll_until_done`` (the loop ``.sync`` stands
+  for); ``Execution`` is one run's record; ``WorkflowTimeout`` a wait that gave up.
+- ``history``: ``read`` a history (paginated), ``states_entered``, ``edges_taken``, ``history_frame``,
+  ``history_trace`` (the service calls as a sequence diagram).
+- ``diagram``: ``flowchart`` draws a definition, with a run's path coloured.
+- ``idempotent`` and ``keys``: the idempotent workflow (seed 003), its key, its record and what the seed got wrong.
 
-The idempotent workflow (``idempotent_workflow.asl.json``) follows the aws-samples "idempotent-workflow-sam" pattern
-(reference section 5) and runs on the emulator unchanged: its Lambda steps are replaced by what the backend can run.
-
-- The key and TTL are computed before the start, in Python (:meth:`IdempotentWorkflow.input_for`): the idempotency
-  library's canonical JSON (sorted keys, compact separators) hashed with SHA-256, TTL taken from the caller. The
-  seed's first state did this in a Lambda.
-- The step that "can fail occasionally" fails when the input says ``test.fail = true``: deterministic.
-- The work writes a charge into the ledger table with ``dynamodb:putItem``, so charges are counted.
-
-:class:`IdempotentWorkflow` deploys it (the idempotency table with TTL attribute ``ttl``, the state machine), starts
-executions with the right input, waits for them, and reads back the record, the history and the path taken
-(``history_frame``, ``flowchart``).
-
-One module per concern: ``definition`` (load and read the ASL), ``keys`` (the idempotency key), ``history``
-(reading an execution's events), ``diagram`` (the flowchart) and ``runner`` (:class:`IdempotentWorkflow`).
 Everything is importable from ``helpers.services.stepfunctions``.
 """
 
@@ -25,33 +18,62 @@ from __future__ import annotations
 
 from helpers.services.stepfunctions.definition import (
     ASL_DIR,
-    IDEMPOTENT_WORKFLOW,
-    STATUSES,
-    error_matchers,
+    children,
+    definition_diff,
+    features,
+    insert_after,
+    integrations,
     iter_states,
     load,
+)
+from helpers.services.stepfunctions.diagram import flowchart, rule_label
+from helpers.services.stepfunctions.history import (
+    count_events,
+    edges_taken,
+    history_frame,
+    history_trace,
+    read,
+    states_entered,
+)
+from helpers.services.stepfunctions.idempotent import (
+    IDEMPOTENT_WORKFLOW,
+    STATUSES,
+    IdempotentWorkflow,
+    Run,
+    error_matchers,
     status_names,
 )
-from helpers.services.stepfunctions.diagram import flowchart
-from helpers.services.stepfunctions.history import edges_taken, history_frame, states_entered
 from helpers.services.stepfunctions.keys import canonical_json, idempotency_key, seed_key
-from helpers.services.stepfunctions.runner import IdempotentWorkflow, Run, WorkflowTimeout
+from helpers.services.stepfunctions.runner import Execution, Runner, WorkflowTimeout, execution_name, poll_until_done
 
 __all__ = [
     "ASL_DIR",
     "IDEMPOTENT_WORKFLOW",
     "STATUSES",
+    "Execution",
     "IdempotentWorkflow",
     "Run",
+    "Runner",
     "WorkflowTimeout",
     "canonical_json",
+    "children",
+    "count_events",
+    "definition_diff",
     "edges_taken",
     "error_matchers",
+    "execution_name",
+    "features",
     "flowchart",
     "history_frame",
+    "history_trace",
     "idempotency_key",
+    "insert_after",
+    "integrations",
     "iter_states",
     "load",
+    "poll_until_done",
+    "read",
+    "rule_label",
     "seed_key",
     "states_entered",
     "status_names",

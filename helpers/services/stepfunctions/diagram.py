@@ -1,4 +1,7 @@
-"""The state machine as a Mermaid flowchart (drawn by :func:`~.viz.flowchart`), with a run's path coloured."""
+"""The state machine as a Mermaid flowchart (drawn by :func:`~.viz.flowchart`), with a run's path coloured.
+
+A Parallel or Map state is a box around its inner states; a Choice rule labels its arrow; Catch arrows are dashed.
+"""
 
 from __future__ import annotations
 
@@ -6,58 +9,61 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from helpers.instruments import viz
-from helpers.services.stepfunctions.definition import iter_states
+from helpers.services.stepfunctions.definition import children, iter_states
 from helpers.services.stepfunctions.history import edges_taken, states_entered
 
 #: The node shape of each state type (every other type is a box).
 SHAPES = {"Choice": "decision", "Succeed": "terminal", "Fail": "terminal", "Wait": "slanted"}
+_OPERATORS = {"GreaterThanEquals": ">=", "GreaterThan": ">", "LessThan": "<", "LessThanEquals": "<=", "Equals": "="}
 
 
-def _short_rule(rule: Mapping[str, Any]) -> str:
+def _field(rule: Mapping[str, Any]) -> str:
+    return str(rule.get("Variable", "")).rsplit(".", 1)[-1]
+
+
+def rule_label(rule: Mapping[str, Any]) -> str:
+    """A Choice rule in a few words: ``SUCCEEDED``, ``fail = true``, ``amount > 0``, ``count >= maxPolls``."""
     if "And" in rule:
-        return " and ".join(_short_rule(r) for r in rule["And"] if "StringEquals" in r) or "and"
+        return " and ".join(rule_label(r) for r in rule["And"] if "StringEquals" in r) or "and"
     if "StringEquals" in rule:
         return str(rule["StringEquals"])
     if "BooleanEquals" in rule:
-        return f"{rule['Variable'].rsplit('.', 1)[-1]} = {str(rule['BooleanEquals']).lower()}"
+        return f"{_field(rule)} = {str(rule['BooleanEquals']).lower()}"
     if "IsPresent" in rule:
-        return f"{rule['Variable'].rsplit('.', 1)[-1]} {'present' if rule['IsPresent'] else 'missing'}"
+        return f"{_field(rule)} {'present' if rule['IsPresent'] else 'missing'}"
     for key, value in rule.items():
         if key.startswith("Numeric"):
-            op = {"GreaterThanEquals": ">=", "GreaterThan": ">", "LessThan": "<", "LessThanEquals": "<=", "Equals": "="}
             name = key.removeprefix("Numeric").removesuffix("Path")
-            return f"{op.get(name, name)} {str(value).rsplit('.', 1)[-1]}"
+            return f"{_field(rule)} {_OPERATORS.get(name, name)} {str(value).rsplit('.', 1)[-1]}"
     return "rule"
 
 
 def flowchart(definition: Mapping[str, Any], events: Iterable[Mapping[str, Any]] | None = None) -> viz.Mermaid:
-    """Mermaid flowchart of the state machine; with a history, the states entered and the moves made are coloured.
-
-    A Parallel state is a subgraph holding its branches' states; Catch edges are dashed.
-    """
+    """Mermaid flowchart of the state machine; with a history, the states entered and the moves made are coloured
+    (green; a Fail state entered is red)."""
     ids = {name: f"s{i}" for i, (name, _, _) in enumerate(iter_states(definition))}
 
     def items(states: Mapping[str, Any]) -> list[viz.FlowNode | viz.FlowGroup]:
         out: list[viz.FlowNode | viz.FlowGroup] = []
         for name, state in states.items():
-            if state["Type"] == "Parallel":
-                children = [item for branch in state["Branches"] for item in items(branch["States"])]
-                out.append(viz.FlowGroup(ids[name], f"{name} (Parallel)", tuple(children)))
+            inner = children(state)
+            if inner:
+                nested = [item for machine in inner for item in items(machine["States"])]
+                out.append(viz.FlowGroup(ids[name], f"{name} ({state['Type']})", tuple(nested)))
             else:
                 out.append(viz.FlowNode(ids[name], name, SHAPES.get(state["Type"], "box")))
         return out
 
-    edges: list[tuple[str, str, str, bool]] = []  # from, to, label, dashed: a Parallel's inner edges come first
+    edges: list[tuple[str, str, str, bool]] = []  # from, to, label, dashed: a box's inner edges come first
 
     def collect(states: Mapping[str, Any]) -> None:
         for name, state in states.items():
-            if state["Type"] == "Parallel":
-                for branch in state["Branches"]:
-                    collect(branch["States"])
+            for machine in children(state):
+                collect(machine["States"])
             if "Next" in state:
                 edges.append((name, state["Next"], "", False))
             for rule in state.get("Choices", []):
-                edges.append((name, rule["Next"], _short_rule(rule), False))
+                edges.append((name, rule["Next"], rule_label(rule), False))
             if "Default" in state:
                 edges.append((name, state["Default"], "otherwise", False))
             for catch in state.get("Catch", []):

@@ -31,11 +31,11 @@ def _charges(flow, order_id: str) -> int:
 
 # -- definition and key (no backend needed) ------------------------------------------------------------------------
 def test_loader_fills_placeholders_and_refuses_missing_ones():
-    definition = wf.load(IdempotencyTable="t-idem", LedgerTable="t-ledger")
+    definition = wf.load(wf.IDEMPOTENT_WORKFLOW, IdempotencyTable="t-idem", LedgerTable="t-ledger")
     text = json.dumps(definition)
     assert "${" not in text and "t-idem" in text and "t-ledger" in text
     with pytest.raises(KeyError, match="LedgerTable"):
-        wf.load(IdempotencyTable="t-idem")
+        wf.load(wf.IDEMPOTENT_WORKFLOW, IdempotencyTable="t-idem")
 
 
 def test_key_is_canonical_and_any_selected_value_works():
@@ -62,13 +62,13 @@ def test_the_key_uses_the_idempotency_librarys_canonical_json():
 
 
 def test_status_names_written_are_the_ones_tested():
-    names = wf.status_names(wf.load(IdempotencyTable="t", LedgerTable="l"))
+    names = wf.status_names(wf.load(wf.IDEMPOTENT_WORKFLOW, IdempotencyTable="t", LedgerTable="l"))
     assert names["written"] == {"IN_PROGRESS", "SUCCEEDED", "FAILED"}
     assert names["written"] <= names["tested"] <= set(wf.STATUSES)
 
 
 def test_retry_and_catch_names_match_their_integration():
-    rows = wf.error_matchers(wf.load(IdempotencyTable="t", LedgerTable="l"))
+    rows = wf.error_matchers(wf.load(wf.IDEMPOTENT_WORKFLOW, IdempotencyTable="t", LedgerTable="l"))
     assert rows
     for row in rows:
         if row["error"].startswith("States."):
