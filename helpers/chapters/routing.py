@@ -4,7 +4,8 @@ Notebook 03 never decides by itself whether a pattern matches an event. :class:`
 SQS queue as its only target, puts the events on the bus (PutEvents, ten entries per call), then reads each queue
 once and maps every delivered event back to the event it came from by the ``EventId`` PutEvents returned. A match
 is "the rule's queue received the event"; nothing else. So the matrices a notebook shows are what the backend's own
-matcher did; where an emulator differs from AWS, :data:`EMULATOR_GAPS` says how and the notebook says so.
+matcher did; where an emulator differs from AWS, the capability table (``helpers.aws.capabilities``) says how and
+the notebook says so.
 
 Two emulator traps are guarded here with a clear message instead of a mysterious failure
 (shared reference, section 8, measured on moto 5.2.5):
@@ -34,58 +35,6 @@ MATCH, NO_MATCH = "match", "-"
 #: Seconds to wait before the receive sweep. moto delivers inside the PutEvents call; LocalStack's delivery is
 #: asynchronous to the caller, so the sweep waits a little. A parameter, not a lesson.
 SETTLE_S = {"embedded": 0.0, "localstack": 1.0, "aws": 3.0}
-
-#: What the emulators do differently from AWS in this notebook's territory (the helper's own table, measured here;
-#: the course-wide table is helpers.aws.capabilities). True means the backend behaves as AWS documents.
-EMULATOR_GAPS: dict[str, dict[str, Any]] = {
-    "pattern_over_array_of_objects": {
-        "summary": "a pattern field under an array of objects matches when any element matches",
-        "embedded": False,
-        "localstack": True,
-        "aws": True,
-        "embedded_note": "moto never matches such a pattern",
-    },
-    "numeric_string_bound_refused": {
-        "summary": "PutRule refuses a numeric bound given as a string",
-        "embedded": False,
-        "localstack": False,
-        "aws": True,
-        "embedded_note": "moto accepts the rule, then every PutEvents on the bus fails with HTTP 500",
-        "localstack_note": "LocalStack accepts the rule; evaluating it then fails inside LocalStack for every event",
-    },
-}
-#: LocalStack 4.14's StartReplay fails with an InternalError as soon as the replay window holds an archived event
-#: (its re-formatted entry carries the event time as a string, and the time parser calls ``str.replace`` with
-#: ``tzinfo=``); measured here, read in ``localstack/services/events/utils.py``. moto replays.
-EMULATOR_GAPS["eventbridge_replay"] = {
-    "summary": "StartReplay re-sends archived events to the bus, each with a replay-name field",
-    "embedded": True,
-    "localstack": False,
-    "aws": True,
-    "localstack_note": "StartReplay fails with InternalError when the window holds archived events (4.14 bug)",
-}
-EMULATOR_GAPS["bare_value_refused"] = {
-    "summary": "PutRule refuses a pattern whose value is not inside an array",
-    "embedded": True,
-    "localstack": False,
-    "aws": True,
-    "localstack_note": "LocalStack accepts the rule; it then matches nothing",
-}
-
-
-def gap_supported(name: str, backend: str) -> bool:
-    """Whether ``backend`` behaves as AWS for the gap ``name`` in :data:`EMULATOR_GAPS`."""
-    return bool(EMULATOR_GAPS[name].get(backend, True))
-
-
-def explain_gap(name: str, backend: str) -> str:
-    """One sentence a notebook prints where this backend and AWS part ways (or do not)."""
-    gap = EMULATOR_GAPS[name]
-    if gap_supported(name, backend):
-        return f"{backend}: {gap['summary']}: as on AWS."
-    note = gap.get(f"{backend}_note", "not on this backend")
-    return f"{backend}: {gap['summary']}: NOT on this backend ({note})."
-
 
 class PatternRefused(ValueError):
     """The helper refuses a pattern before it reaches the backend; the message says why."""
@@ -363,7 +312,7 @@ class Router:
         """Create the rules (a queue each), put the events, read every queue once: who received what."""
         if not rules or not events:
             raise ValueError("a routing matrix needs at least one rule and one event")
-        if not gap_supported("pattern_over_array_of_objects", self.backend.name):
+        if not self.backend.supports("eventbridge_pattern_array_of_objects"):
             for rule, pattern in rules.items():
                 for label, event in events.items():
                     if crosses_array_of_objects(pattern, event):

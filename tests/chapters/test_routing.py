@@ -79,10 +79,13 @@ def test_matrix_frame_and_counts() -> None:
     assert m.frame().loc["r1"].tolist() == ["-", "match"]
 
 
-def test_gaps_say_what_aws_does() -> None:
-    assert routing.gap_supported("eventbridge_replay", "embedded")
-    assert "NOT on this backend" in routing.explain_gap("eventbridge_replay", "localstack")
-    assert routing.explain_gap("bare_value_refused", "aws").endswith("as on AWS.")
+def test_the_notebooks_gaps_are_rows_of_the_one_capability_table() -> None:
+    from helpers.aws import capabilities
+
+    for name in ("eventbridge_replay", "eventbridge_bare_value_refused", "eventbridge_pattern_array_of_objects"):
+        assert capabilities.get(name).aws, name
+    assert capabilities.get("eventbridge_replay").supported_on("embedded")
+    assert not capabilities.get("eventbridge_replay").supported_on("localstack")
 
 
 # -- against the backend --------------------------------------------------------------------------------------------
@@ -111,7 +114,7 @@ def test_refusals_reach_the_learner_as_messages(res: Resources, backend) -> None
     with pytest.raises(ValueError, match="share the resource name"):
         router.matrix({"a b": APAC, "a-b": APAC}, {"AU": order_event({"currency": "AU"})})
     refusal = routing.put_rule_error(res, "x", {"detail": {"currency": "AU"}})
-    if routing.gap_supported("bare_value_refused", backend.name):
+    if backend.supports("eventbridge_bare_value_refused"):
         assert refusal and refusal.startswith("InvalidEventPatternException")
     else:
         assert refusal is None
@@ -120,7 +123,7 @@ def test_refusals_reach_the_learner_as_messages(res: Resources, backend) -> None
 def test_array_of_objects_pattern_is_guarded_or_routed(res: Resources, backend) -> None:  # type: ignore[no-untyped-def]
     events = {"B1": order_event({"lines": [{"sku": "B1"}]}), "C3": order_event({"lines": [{"sku": "C3"}]})}
     rules = {"sku": {"detail": {"data": {"lines": {"sku": ["B1"]}}}}}
-    if routing.gap_supported("pattern_over_array_of_objects", backend.name):
+    if backend.supports("eventbridge_pattern_array_of_objects"):
         assert Router(res, "l").matrix(rules, events).matches == {"sku": ["B1"]}
     else:
         with pytest.raises(routing.EmulatorGap, match="any element"):
@@ -155,7 +158,7 @@ def test_archive_is_recreated_and_replay_gives_new_ids(res: Resources, backend) 
     start = datetime.now(UTC) - timedelta(minutes=1)
     ids = router.put({"o1": order_event({"order-id": "o1"}, metadata={"idempotency-key": "k1"})})
     assert len(router.collect(["all"], ids)) == 1
-    if routing.gap_supported("eventbridge_replay", backend.name):
+    if backend.supports("eventbridge_replay"):
         assert routing.replay(res, arn, router.bus_arn, start, datetime.now(UTC))["State"] == "COMPLETED"
         again = router.collect(["all"], ids)
         assert [d.event for d in again] == [None]
