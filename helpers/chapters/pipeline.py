@@ -188,10 +188,6 @@ class Chaos:
 
 
 # -- the fast-path system ---------------------------------------------------------------------------------------------
-class ResponseLost(Exception):
-    """The callee did the work; its answer never reached the caller."""
-
-
 class ExecutionAlreadyExists(Exception):
     """StartExecution with a name in use (closed, or another input) within the name's window."""
 
