@@ -72,7 +72,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests -q $(PARALLEL_UNIT)
 
 nbval: $(STAMP)
-	CI=true TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p tests.workbook_server $(PARALLEL) $(NBVAL) $(NOTEBOOKS) $(LABS)
+	CI=true TQDM_DISABLE=1 $(BIN)/python -m pytest -q -p tests.workbook_server -p tests.rerun $(PARALLEL) $(NBVAL) $(NOTEBOOKS) $(LABS)
 
 # The course against LocalStack 4.14 in host mode; LocalStack is always stopped and the exit code kept.
 test-localstack: $(STAMP) localstack-install

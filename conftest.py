@@ -19,9 +19,14 @@ _started = time.monotonic()
 WALL = "__wall__"
 
 
+#: Items tests/rerun.py adds around a notebook: the re-runnability check's cost, not the notebook's own time.
+RERUN_ITEMS = ("::run 1 without cleanup", "::left nothing")
+pytest_plugins = ["pytester"]  # tests/test_rerun.py runs pytest on a notebook it writes
+
+
 def pytest_runtest_logreport(report) -> None:  # type: ignore[no-untyped-def]
     path = report.nodeid.split("::", 1)[0]
-    if not path.endswith(".ipynb"):
+    if not path.endswith(".ipynb") or report.nodeid.endswith(RERUN_ITEMS):
         return
     _durations[path] += report.duration
     if report.failed:

@@ -39,3 +39,4 @@ def test_make_test_checks_every_notebook_and_lab_on_the_make_lab_path() -> None:
     makefile = (ROOT / "Makefile").read_text()
     nbval_recipe = makefile.split("\nnbval:", 1)[1].split("\n\n", 1)[0]
     assert "-p tests.workbook_server" in nbval_recipe and "$(NOTEBOOKS) $(LABS)" in nbval_recipe, nbval_recipe
+    assert "-p tests.rerun" in nbval_recipe, "restart-and-run-all twice is proved inside the nbval run"
