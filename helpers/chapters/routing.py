@@ -36,6 +36,7 @@ MATCH, NO_MATCH = "match", "-"
 #: asynchronous to the caller, so the sweep waits a little. A parameter, not a lesson.
 SETTLE_S = {"embedded": 0.0, "localstack": 1.0, "aws": 3.0}
 
+
 class PatternRefused(ValueError):
     """The helper refuses a pattern before it reaches the backend; the message says why."""
 
