@@ -88,3 +88,14 @@ def test_readme_generated_sections_are_current() -> None:
     text = (ROOT / "README.md").read_text()
     assert capabilities.markdown_table() in text
     assert readme.render(text) == text, "README.md is stale: run `make readme`"
+
+
+def test_pre_commit_hooks_are_local_and_name_tools_that_exist() -> None:
+    """No hook fetches anything (the classroom may be offline); each runs a pinned tool or a script of ours."""
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    assert [repo["repo"] for repo in config["repos"]] == ["local"]
+    for hook in config["repos"][0]["hooks"]:
+        assert hook["language"] == "system", hook["id"]
+        for word in hook["entry"].replace("'", " ").split():
+            if word.startswith(("tools/", "../")) or word.endswith(".py"):
+                assert (ROOT / word.removeprefix("../")).exists() or (ROOT / "tools" / word).exists(), word

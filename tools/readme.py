@@ -1,10 +1,12 @@
-"""Regenerate the README's generated sections (course map, fidelity table); `--check` fails when they are stale."""
+"""Regenerate the README's generated sections (course map, fidelity table, layout); `--check` fails when stale."""
 
 from __future__ import annotations
 
 import re
 import sys
 from pathlib import Path
+
+import layout
 
 from helpers import course
 from helpers.aws import capabilities
@@ -13,7 +15,11 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def sections() -> dict[str, str]:
-    return {"course-map": course.map_markdown("notebooks/"), "fidelity-table": capabilities.markdown_table()}
+    return {
+        "course-map": course.map_markdown("notebooks/"),
+        "fidelity-table": capabilities.markdown_table(),
+        "layout": layout.markdown(),
+    }
 
 
 def render(text: str) -> str:
