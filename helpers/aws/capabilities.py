@@ -64,11 +64,18 @@ CAPABILITIES: tuple[Capability, ...] = (
     ),
     Capability(
         "eventbridge_input_transformer",
-        "EventBridge InputTransformer, InputPath and Input on targets",
+        'An InputTransformer whose template quotes every placeholder (`{"k": "<var>"}`) delivers the transformed body',
+        embedded=True,
+        localstack=True,
+    ),
+    Capability(
+        "eventbridge_input_path",
+        "InputPath and Input on targets, and InputTransformer templates with unquoted placeholders (`<var>` as JSON)",
         embedded=False,
         localstack=True,
-        embedded_note="moto ignores InputPath/Input and an unquoted <var> template fails the whole PutEvents",
-        fallback="deliver the whole event and select fields in the consumer",
+        embedded_note="moto ignores InputPath and Input, and pastes an unquoted placeholder raw (a non-JSON value "
+        "fails the whole PutEvents with HTTP 500)",
+        fallback="deliver the whole event and select fields in the consumer, or quote every placeholder",
     ),
     Capability(
         "eventbridge_test_event_pattern",

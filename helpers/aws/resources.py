@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,6 +187,28 @@ class Resources:
         if wanted and any(existing.get(tid) != api for tid, api in wanted.items()):
             events.put_targets(Rule=full, EventBusName=bus_name, Targets=list(wanted.values()))
         return arn
+
+    def ensure_archive(self, name: str, bus_arn: str, pattern: Mapping[str, Any]) -> str:
+        """An archive of the bus's events that match ``pattern`` (brought back to that pattern if it exists)."""
+        events = self._client("events")
+        full = self.name(name)
+        try:
+            current = events.describe_archive(ArchiveName=full)
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise
+            return str(
+                events.create_archive(ArchiveName=full, EventSourceArn=bus_arn, EventPattern=json.dumps(dict(pattern)))[
+                    "ArchiveArn"
+                ]
+            )
+        if json.loads(current.get("EventPattern") or "{}") != dict(pattern):
+            events.update_archive(ArchiveName=full, EventPattern=json.dumps(dict(pattern)))
+        return str(current["ArchiveArn"])
+
+    def archived_events(self, name: str) -> int:
+        """How many events the archive holds now (AWS: events can reach an archive minutes after they were put)."""
+        return int(self._client("events").describe_archive(ArchiveName=self.name(name)).get("EventCount", 0))
 
     def ensure_connection(
         self,

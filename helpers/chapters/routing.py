@@ -439,24 +439,17 @@ def sns_matrix(
 
 
 # -- archive and replay ---------------------------------------------------------------------------------------------
-def ensure_archive(resources: Resources, name: str, bus_arn: str, pattern: Mapping[str, Any]) -> str:
-    """An archive of the bus's events matching ``pattern``, created fresh (a leftover of an earlier run is deleted)."""
-    events = resources.backend.client("events")
-    full = resources.name(name)
-    delete_archives(resources, only=full)
-    return events.create_archive(ArchiveName=full, EventSourceArn=bus_arn, EventPattern=json.dumps(dict(pattern)))[
-        "ArchiveArn"
-    ]
-
-
-def delete_archives(resources: Resources, *, only: str | None = None) -> int:
-    """Delete the archives under the notebook's prefix (helpers.aws.resources does not know archives yet)."""
-    events = resources.backend.client("events")
-    names = [a["ArchiveName"] for a in events.list_archives(NamePrefix=resources.prefix + "-").get("Archives", [])]
-    names = [n for n in names if n.startswith(resources.prefix + "-") and (only is None or n == only)]
-    for name in names:
-        events.delete_archive(ArchiveName=name)
-    return len(names)
+def wait_until_archived(
+    resources: Resources, archive: str, expected: int, *, timeout_s: float, poll_s: float = 5.0
+) -> int:
+    """How many events the archive holds, polled until ``expected`` or ``timeout_s`` (AWS archives late: it
+    recommends waiting about 10 minutes before a replay; the emulators archive at once, so 0 s is enough there)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        held = resources.archived_events(archive)
+        if held >= expected or time.monotonic() >= deadline:
+            return held
+        time.sleep(poll_s)
 
 
 def replay(

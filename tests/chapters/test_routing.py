@@ -19,9 +19,7 @@ APAC = {"detail": {"data": {"currency": ["AU", "NZ"]}}}
 def res(backend) -> Resources:  # type: ignore[no-untyped-def]
     resources = Resources("t-routing", backend)
     resources.teardown()
-    routing.delete_archives(resources)
     yield resources
-    routing.delete_archives(resources)
     resources.teardown()
     assert resources.inventory() == []
 
@@ -150,17 +148,20 @@ def test_sns_filter_policies_route_like_the_rules(res: Resources) -> None:
     assert m.matches == {"apac": ["AU", "NZ"], "big": ["NZ"]}
 
 
-def test_archive_is_recreated_and_replay_gives_new_ids(res: Resources, backend) -> None:  # type: ignore[no-untyped-def]
+def test_an_archive_is_ensured_counted_and_replayed(res: Resources, backend) -> None:  # type: ignore[no-untyped-def]
     router = Router(res, "r")
     router.add_rules({"all": {"source": ["com.orders"]}})
-    arn = routing.ensure_archive(res, "arch", router.bus_arn, {"source": ["com.orders"]})
-    assert routing.ensure_archive(res, "arch", router.bus_arn, {"source": ["com.orders"]}) == arn
+    arn = res.ensure_archive("arch", router.bus_arn, {"source": ["com.orders"]})
+    assert res.ensure_archive("arch", router.bus_arn, {"source": ["com.orders"]}) == arn
+    assert ("events:archive", "t-routing-arch") in res.inventory()
     start = datetime.now(UTC) - timedelta(minutes=1)
     ids = router.put({"o1": order_event({"order-id": "o1"}, metadata={"idempotency-key": "k1"})})
     assert len(router.collect(["all"], ids)) == 1
+    assert routing.wait_until_archived(res, "arch", 1, timeout_s=5, poll_s=0.1) == 1
     if backend.supports("eventbridge_replay"):
         assert routing.replay(res, arn, router.bus_arn, start, datetime.now(UTC))["State"] == "COMPLETED"
         again = router.collect(["all"], ids)
         assert [d.event for d in again] == [None]
         assert again[0].body["detail"]["metadata"] == {"idempotency-key": "k1"} and again[0].body.get("replay-name")
-    assert routing.delete_archives(res) == 1
+    res.teardown()
+    assert res.inventory() == [], "teardown deletes the archive too"
