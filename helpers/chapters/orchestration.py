@@ -41,7 +41,7 @@ def explain_sync(backend: Backend) -> str:
 
 
 # -- the payments worker of the callback pattern ------------------------------------------------------------------
-BEHAVIOURS = ("approve", "decline", "silent", "slow")
+BEHAVIOURS = ("approve", "decline", "silent", "slow", "slow_no_heartbeat")
 
 
 @dataclass
@@ -50,7 +50,9 @@ class PaymentWorker:
 
     ``approve``: SendTaskSuccess. ``decline``: SendTaskFailure ``PaymentDeclined``. ``silent``: never answers (a
     crashed worker). ``slow``: sends ``heartbeats`` SendTaskHeartbeat calls ``heartbeat_every`` seconds apart, then
-    SendTaskSuccess: alive, just slow.
+    SendTaskSuccess: alive, just slow. ``slow_no_heartbeat``: the same work, the same length, but silent until its
+    answer (the control that shows what the heartbeats were for); ``handle`` then returns the answer's refusal code
+    under ``"answer"``.
     """
 
     backend: Backend
@@ -90,6 +92,10 @@ class PaymentWorker:
                 time.sleep(self.heartbeat_every)
                 self.sfn.send_task_heartbeat(taskToken=token)
                 self.trace.record(self.name, "Step Functions", "SendTaskHeartbeat", key=order)
+        if behaviour == "slow_no_heartbeat":
+            time.sleep(self.heartbeats * self.heartbeat_every)
+            request["answer"] = self.answer_again(order)
+            return request
         if behaviour == "decline":
             self.sfn.send_task_failure(taskToken=token, error="PaymentDeclined", cause="the card was declined")
             self.trace.record(self.name, "Step Functions", "SendTaskFailure PaymentDeclined", key=order)
@@ -99,12 +105,12 @@ class PaymentWorker:
         return request
 
     def answer_again(self, order_id: str) -> str:
-        """SendTaskSuccess a second time with the token already used: returns the error code the service gives."""
+        """SendTaskSuccess with this order's token (again, or late): "accepted", or the error code the service gives."""
         try:
             self.sfn.send_task_success(taskToken=self.tokens[order_id], output=json.dumps({"captured": "again"}))
         except self.sfn.exceptions.ClientError as exc:
             code = exc.response["Error"]["Code"]
-            self.trace.record(self.name, "Step Functions", "SendTaskSuccess (same token again)", key=order_id)
+            self.trace.record(self.name, "Step Functions", "SendTaskSuccess (token already closed)", key=order_id)
             self.trace.error("Step Functions", self.name, code, key=order_id)
             return code
         return "accepted"
