@@ -207,6 +207,7 @@ class Backend:
                 "capability": c.name,
                 "supported": self.supports(c.name),
                 "note": c.note_on(self.name),
+                "fallback": "" if self.supports(c.name) else c.fallback,
                 "summary": c.summary,
             }
             for c in caps.CAPABILITIES
