@@ -172,16 +172,18 @@ CAPABILITIES: tuple[Capability, ...] = (
         embedded=False,
         localstack=False,
         embedded_note="without Docker, invoke only echoes the payload",
-        localstack_note="the community edition needs Docker for Lambda",
+        localstack_note="the community edition needs Docker for Lambda; a rule with a Lambda target accepts the "
+        "event (FailedEntryCount 0) and the function never runs",
         fallback="run the handler in the kernel and drive it from the queue or bus",
     ),
     Capability(
-        "eventbridge_compute_targets",
-        "EventBridge delivers to Lambda, Step Functions and SNS targets",
+        "eventbridge_sns_and_stepfunctions_targets",
+        "EventBridge delivers to SNS topics and starts Step Functions executions as rule targets",
         embedded=False,
-        localstack=False,
-        embedded_note="PutEvents fails with NotImplementedError",
-        localstack_note="fails silently (FailedEntryCount 0)",
+        localstack=True,
+        embedded_note="moto raises NotImplementedError: the whole PutEvents fails",
+        localstack_note="measured 2026-12-04: an SNS target reached its SQS subscriber, a Step Functions target "
+        "ran an execution (a Lambda target: see lambda_runs_code)",
         fallback="target an SQS queue and start the next step from the queue",
     ),
     Capability(
