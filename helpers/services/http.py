@@ -9,6 +9,7 @@ a caller's URL stays valid while the server is "down"), and a caller that gave u
 
 from __future__ import annotations
 
+import select
 import socket
 import sys
 import threading
@@ -139,7 +140,13 @@ class LoopbackServer:
 
 
 def send(http: BaseHTTPRequestHandler, response: HttpResponse) -> None:
-    """Write ``response`` (status, headers, body with its Content-Length); a client that went away is not an error."""
+    """Write ``response`` (status, headers, body with its Content-Length); a client that went away is not an error.
+
+    A caller that gave up first (closed its end, as a timed-out API destination call does) is counted in
+    ``closed_by_caller``: noticed before the write (:func:`caller_gone`) or by the write failing. The answer is still
+    written when the caller only half-closed, so such a client gets it.
+    """
+    gone = caller_gone(http)
     try:
         http.send_response(response.status)
         for name, value in response.headers.items():
@@ -150,6 +157,23 @@ def send(http: BaseHTTPRequestHandler, response: HttpResponse) -> None:
             http.wfile.write(response.body)
     except OSError:
         http.close_connection = True  # the client went away; nothing to tell it
+        gone = True
+    if gone and isinstance(http.server, _ThreadingServer):
+        http.server.closed_by_caller += 1
+
+
+def caller_gone(http: BaseHTTPRequestHandler) -> bool:
+    """Whether the caller has closed its end of the connection (its FIN or a reset arrived), without blocking.
+
+    The next read would return end-of-file at once: ``select`` says the socket is readable and a peek reads no byte.
+    A pipelined next request is readable too, but peeks data, so it does not count.
+    """
+    sock = http.connection
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):  # reset by the peer, or already closed here
+        return True
 
 
 def read_body(http: BaseHTTPRequestHandler) -> bytes:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler
@@ -73,3 +75,49 @@ def test_free_port_is_free_and_a_listening_port_is_not() -> None:
         taken.bind((HOST, port))
         taken.listen()
         assert not port_is_free(port)
+
+
+class Slow(LoopbackServer):
+    """Answers each request after ``delay`` seconds, as a slow charge would; tells when it has answered."""
+
+    methods = ("POST",)
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.answered = threading.Event()
+
+    def serve(self, http: BaseHTTPRequestHandler) -> None:
+        body = read_body(http)
+        time.sleep(self.delay)
+        send(http, HttpResponse(200, {"Content-Type": "text/plain"}, body))
+        self.answered.set()
+
+
+def _raw_post(port: int, *, give_up_after: float | None = None, half_close: bool = False) -> bytes:
+    with socket.create_connection((HOST, port), timeout=5) as client:
+        client.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi")
+        if half_close:
+            client.shutdown(socket.SHUT_WR)  # done sending, still reading
+        if give_up_after is not None:
+            time.sleep(give_up_after)
+            return b""  # closes without reading: a caller that timed out
+        chunks = []
+        while chunk := client.recv(4096):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_an_answer_that_finds_the_caller_gone_is_counted() -> None:
+    with Slow(delay=0.3) as server:
+        assert _raw_post(server.port).endswith(b"hi") and server.answered.wait(5)
+        assert server.closed_by_caller == 0, "a caller that waited for its answer is not counted"
+        server.answered.clear()
+        _raw_post(server.port, give_up_after=0.05)
+        assert server.answered.wait(5)
+        assert server.closed_by_caller == 1, "the caller closed before the answer: counted, deterministically"
+
+
+def test_a_half_closed_caller_still_gets_its_answer() -> None:
+    with Slow(delay=0.1) as server:
+        assert _raw_post(server.port, half_close=True).endswith(b"hi")

@@ -50,6 +50,23 @@ def test_key_is_canonical_and_any_selected_value_works():
     assert len(wf.idempotency_key(a)) == 64
 
 
+def test_the_seeds_selection_check_works_only_for_lists():
+    a = {"order_id": "o-1", "amount": 25, "items": [{"sku": "x", "qty": 1}], "note": ""}
+    assert wf.seed_key(a, select="[order_id, amount]") == wf.seed_key(["o-1", 25])  # the README's list form
+    assert wf.seed_key(a, select="order_id") == wf.seed_key("o-1")  # a string passes by its first character
+    with pytest.raises(TypeError):
+        wf.seed_key(a, select="amount")  # a number
+    with pytest.raises(TypeError):
+        wf.seed_key(a, select="customer")  # nothing selected: a crash, not the seed's own error
+    with pytest.raises(KeyError):
+        wf.seed_key(a, select="items[0]")  # an object
+    with pytest.raises(IndexError):
+        wf.seed_key(a, select="note")  # an empty string
+    with pytest.raises(ValueError, match="did not yield"):
+        wf.seed_key(a, select="[customer]")  # the only case the seed's check was written for
+    assert wf.idempotency_key(a, select="amount") == wf.idempotency_key(25)  # the fix takes any value
+
+
 def test_the_key_uses_the_idempotency_librarys_canonical_json():
     from decimal import Decimal
 

@@ -29,6 +29,16 @@ def idempotency_key(payload: Any, *, select: str | None = None) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
-def seed_key(payload: Any) -> str:
-    """The seed's key, for comparison: ``json.dumps`` without ``sort_keys``, so key order changes the key."""
-    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+def seed_key(payload: Any, *, select: str | None = None) -> str:
+    """The seed's key, for comparison: ``json.dumps`` without ``sort_keys``, so key order changes the key.
+
+    With ``select`` it does what the seed's function does with its JMESPath: it checks the result with
+    ``value[0] is None``, which only works for a list. A number or nothing selected raises ``TypeError``, an object
+    ``KeyError``, an empty string ``IndexError`` (and a string passes by its first character).
+    """
+    value = payload
+    if select is not None:
+        value = jmespath.search(select, payload)
+        if value[0] is None:
+            raise ValueError(f"JMESPath expression {select!r} did not yield any results")
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()
