@@ -216,6 +216,8 @@ CAPABILITIES: tuple[Capability, ...] = (
         "StartReplay re-sends archived events to the bus, each with a replay-name field",
         embedded=True,
         localstack=False,
+        embedded_note="moto replays every event in the archive, whatever EventStartTime and EventEndTime say "
+        "(measured 2026-12-04; the notebooks replay archives that hold only the events to replay)",
         localstack_note="StartReplay fails with InternalError when the window holds archived events (4.14 bug)",
         fallback="show the archive and say what a replay would deliver",
     ),

@@ -58,7 +58,39 @@ def derive_key(upstream: str, hop: str) -> str:
     return str(uuid.uuid5(KEY_NAMESPACE, f"{upstream}/{hop}"))
 
 
-# -- the system's vocabulary ------------------------------------------------------------------------------------------
+# -- the messages each hop sends: one shape for the model and the live system --------------------------------------
+#: The envelope field that carries an event's idempotency key (the talk's name; notebooks 03-11 use it too).
+KEY_FIELD = "idempotency-key"
+#: The same field as a JMESPath for the idempotency library's ``token_field`` (a hyphenated name is quoted).
+KEY_PATH = f'metadata."{KEY_FIELD}"'
+
+
+def order_detail(key: str, order: Mapping[str, Any]) -> dict[str, Any]:
+    """An order event's ``detail`` in the talk's envelope: the client's key in ``metadata``, the order in ``data``
+    (``orderId`` in the HTTP body becomes ``order-id`` in the event, as the talk spells it)."""
+    return {"metadata": {KEY_FIELD: key}, "data": {"order-id": order["orderId"], "amount": order["amount"]}}
+
+
+def workflow_input(key: str, detail: Mapping[str, Any]) -> dict[str, Any]:
+    """What the consumer starts the workflow with (Step Functions input: JSON names), the payment key derived."""
+    data = detail["data"]
+    return {
+        "idempotencyKey": key,
+        "paymentKey": derive_key(key, "payment"),
+        "orderId": data["order-id"],
+        "amount": data["amount"],
+    }
+
+
+def payment_detail(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The workflow's PaymentRequested event: its own idempotency key is the payment key derived from the client's."""
+    return {
+        "metadata": {KEY_FIELD: payload["paymentKey"]},
+        "data": {"order-id": payload["orderId"], "amount": payload["amount"]},
+    }
+
+
+# -- the system's vocabulary: one list of hops for the model, the live system and the notebook ------------------------
 HOPS: tuple[str, ...] = (
     "client",
     "orders-api",
@@ -66,11 +98,13 @@ HOPS: tuple[str, ...] = (
     "queue",
     "consumer",
     "workflow",
-    "task-token",
+    "task-worker",
     "api-destination",
     "payments-api",
     "ledger",
 )
+#: The hops a table of attempts and effects shows (the queue and the ledger only carry and record).
+COUNTED_HOPS: tuple[str, ...] = tuple(h for h in HOPS if h not in ("queue", "ledger"))
 
 #: Every duplication source: the hop where it strikes, and what happens.
 SOURCES: dict[str, tuple[str, str]] = {
@@ -81,20 +115,20 @@ SOURCES: dict[str, tuple[str, str]] = {
     "exceed_visibility": ("consumer", "the work outlasts the visibility timeout: a second consumer gets the message"),
     "archive_replay": (
         "bus",
-        "an archive replay sends the event again with a replay-name (and a new id, as both emulators give it)",
+        "an archive replay sends the event again with a replay-name field (whether it keeps its id is undocumented)",
     ),
     "startexecution_retry": ("consumer", "StartExecution's response is lost; the SDK retries with the same name"),
-    "second_task_success": ("task-token", "the task worker's answer is lost; it sends SendTaskSuccess again"),
+    "second_task_success": ("task-worker", "the task worker's answer is lost; it sends SendTaskSuccess again"),
     "apidest_retry": ("api-destination", "the payments API's response is lost; EventBridge retries the same event"),
 }
 
 #: The mechanism that stops a duplicate, by where it stopped.
 MECHANISMS: dict[str, str] = {
     "orders-api": "orders API: Idempotency-Key record (replays the first response)",
-    "consumer": "consumer: idempotency record on detail.metadata.idempotency_key",
+    "consumer": f"consumer: idempotency record on detail.metadata.{KEY_FIELD}",
     "consumer-in-progress": "consumer: record IN_PROGRESS (409), message returns after the visibility timeout",
     "workflow": "StartExecution: execution name (same execution, or ExecutionAlreadyExists)",
-    "task-token": "task token: a second SendTaskSuccess is refused (AWS: TaskTimedOut, the task is closed)",
+    "task-worker": "task token: a second SendTaskSuccess is refused (AWS: TaskTimedOut, the task is closed)",
     "payments-api": "payments API: Idempotency-Key record (replays the first response)",
 }
 
@@ -239,7 +273,8 @@ class System:
     """The whole path on one simulated clock. ``System(chaos).run(n)`` submits ``n`` orders and drains everything.
 
     ``link`` breaks one link (:data:`LINKS`); ``windows``/``timing`` change the clock-driven behaviour; ``trace``
-    records every message for a sequence diagram.
+    records every message for a sequence diagram. ``replay_keeps_id`` chooses what an archive replay does with the
+    event id, which AWS does not document (both emulators give a new one): the path must charge once either way.
     """
 
     def __init__(
@@ -252,6 +287,7 @@ class System:
         trace: Trace | None = None,
         seed: int = 0,
         max_retries: int = 3,
+        replay_keeps_id: bool = False,
     ) -> None:
         if link not in LINKS:
             raise ValueError(f"unknown link variant {link!r}; known: {', '.join(LINKS)}")
@@ -261,6 +297,7 @@ class System:
         self.timing = timing or Timing()
         self.trace = trace
         self.max_retries = max_retries
+        self.replay_keeps_id = replay_keeps_id  # AWS does not document it; the design must not depend on it
         self.clock = ManualClock()
         self._rng = random.Random(seed)  # client keys and uuid4() stand-ins: reproducible
         self._seq = itertools.count(1)
@@ -294,7 +331,7 @@ class System:
             "consumer",
             self.windows.consumer,
             self.timing.consumer_lease,
-            token_field="metadata.idempotency_key",  # noqa: S106 - a field path
+            token_field=KEY_PATH,
         )
         self.payments_guard = guard("payments-api", self.windows.payments_api, 10.0, **header)
 
@@ -375,7 +412,7 @@ class System:
         self.effects["orders-api"] += 1
         for attempt in range(1, self.max_retries + 1):
             carried = self._new_uuid() if self.link == "orders_api_regenerates" else header_key
-            detail = {"metadata": {"idempotency_key": carried}, **order}
+            detail = order_detail(carried, order)
             self._bus(detail, client_key)
             if not self._hit("putevents_retry", client_key, attempt):
                 break
@@ -383,11 +420,11 @@ class System:
         return "accepted"
 
     # -- hop 3: the bus and its rule ---------------------------------------------------------------------------------
-    def _bus(self, detail: dict[str, Any], client_key: str, *, replay: str = "") -> None:
+    def _bus(self, detail: dict[str, Any], client_key: str, *, replay: str = "", original_id: str = "") -> None:
         self.attempts["bus"] += 1
         self.effects["bus"] += 1
         event: dict[str, Any] = {
-            "id": self._new_uuid(),
+            "id": original_id if replay and self.replay_keeps_id else self._new_uuid(),
             "source": "orders",
             "detail-type": "OrderPlaced",
             "detail": detail,
@@ -406,7 +443,10 @@ class System:
         for _ in range(copies):
             self._enqueue(event, client_key)
         if not replay and self._hit("archive_replay", event["id"]):
-            self._at(self.timing.replay_after, lambda: self._bus(detail, client_key, replay="replay-1"))
+            original = event["id"]
+            self._at(
+                self.timing.replay_after, lambda: self._bus(detail, client_key, replay="replay-1", original_id=original)
+            )
 
     # -- hop 4: the queue ---------------------------------------------------------------------------------------------
     def _enqueue(self, event: dict[str, Any], client_key: str) -> None:
@@ -441,7 +481,7 @@ class System:
     def _consume(self, mid: int, message: Message, receipt: int) -> None:
         self.attempts["consumer"] += 1
         event, client_key = message.body["event"], message.body["client_key"]
-        token = event["id"] if self.link == "event_id_as_key" else event["detail"]["metadata"]["idempotency_key"]
+        token = event["id"] if self.link == "event_id_as_key" else event["detail"]["metadata"][KEY_FIELD]
         self._note("queue", "consumer", f"receive #{message.receives}", "send", client_key)
         slow = self._hit("exceed_visibility", f"{client_key}/{event['id']}", message.receives)
         try:
@@ -463,7 +503,7 @@ class System:
     ) -> str:
         self.effects["consumer"] += 1
         name = self._new_uuid() if self.link == "random_execution_name" else derive_key(token, "execution")
-        payload = {"idempotency_key": token, "orderId": event["detail"]["orderId"], "amount": event["detail"]["amount"]}
+        payload = workflow_input(token, event["detail"])
         for attempt in range(1, self.max_retries + 1):
             self._note("consumer", "workflow", f"StartExecution name={name[:8]}", "call", client_key)
             try:
@@ -502,32 +542,31 @@ class System:
     def _run_execution(self, name: str, payload: dict[str, Any], client_key: str) -> None:
         token = f"{name}/task"
         self._tokens.add(token)
-        self._note("workflow", "task-token", "waitForTaskToken", "send", client_key)
+        self._note("workflow", "task-worker", "waitForTaskToken", "send", client_key)
         for attempt in (1, 2):
             self._send_task_success(token, client_key)
             if not self._hit("second_task_success", client_key, attempt):
                 break
-        payment_key = derive_key(payload["idempotency_key"], "payment")
-        detail = {"paymentKey": payment_key, "orderId": payload["orderId"], "amount": payload["amount"]}
+        detail = payment_detail(payload)
         self._note("workflow", "api-destination", "events:putEvents PaymentRequested", "send", client_key)
         self.executions[name].closed_at = self.clock.now()
         self._api_destination({"id": self._new_uuid(), "detail": detail}, client_key)
 
     def _send_task_success(self, token: str, client_key: str) -> None:
-        self.attempts["task-token"] += 1
-        self._note("task-token", "workflow", "SendTaskSuccess", "reply", client_key)
+        self.attempts["task-worker"] += 1
+        self._note("task-worker", "workflow", "SendTaskSuccess", "reply", client_key)
         if token not in self._tokens:
-            self._absorb("task-token", client_key)
+            self._absorb("task-worker", client_key)
             return  # InvalidToken
         self._tokens.discard(token)
-        self.effects["task-token"] += 1
+        self.effects["task-worker"] += 1
 
     # -- hop 7-9: API destination, payments API, ledger ---------------------------------------------------------------
     def _api_destination(self, event: dict[str, Any], client_key: str, attempt: int = 1) -> None:
         self.attempts["api-destination"] += 1
         if attempt == 1:
             self.effects["api-destination"] += 1
-        key = event["detail"]["paymentKey"]
+        key = event["detail"]["metadata"][KEY_FIELD]
         self._note("api-destination", "payments-api", f"POST /charges (attempt {attempt})", "call", client_key)
         self._payments_api(key, event, client_key)
         if attempt <= self.max_retries and self._hit("apidest_retry", client_key, attempt):

@@ -6,7 +6,8 @@ another payload, and the first response replayed with ``Idempotent-Replayed: tru
 ``expires_after`` seconds (24 hours by default, like Stripe); after that the same key is a new request.
 
 The body is a charge ``{"orderId": "o-1", "amount": 25}``, or an EventBridge event whose ``detail`` holds one (what
-an API destination sends). Faults for the demos (slow, 5xx, 429, a lost response) are set on ``api.faults``.
+an API destination sends), flat or in the talk's envelope (``detail.data`` with ``order-id`` and ``amount``).
+Faults for the demos (slow, 5xx, 429, a lost response) are set on ``api.faults``.
 
 It is a real server, so bad requests get real answers (this helper's limits, not AWS's): a body of at most
 ``MAX_BODY_BYTES`` (else 413), sent as JSON (another declared type: 415; no type: read as JSON), framed by a valid
@@ -287,6 +288,8 @@ class PaymentsApi(LoopbackServer):
         except ValueError as exc:  # bad JSON, bad UTF-8, nesting too deep (MalformedPayload is a ValueError)
             return problem(400, "malformed_body", "Bad request", f"the body must be JSON: {exc}")
         charge = body.get("detail") if isinstance(body, dict) and isinstance(body.get("detail"), dict) else body
+        if isinstance(charge, dict) and isinstance(charge.get("data"), dict):  # the talk's envelope (notebook 12)
+            charge = {"orderId": charge["data"].get("order-id"), "amount": charge["data"].get("amount")}
         if not isinstance(charge, dict):
             return problem(400, "malformed_body", "Bad request", 'send {"orderId": "...", "amount": 25}')
         order_id = charge.get("orderId") or charge.get("customID")

@@ -51,7 +51,7 @@ EXPECTED_ABSORBER = {
     "exceed_visibility": {"consumer", "consumer-in-progress"},
     "archive_replay": {"consumer"},
     "startexecution_retry": {"workflow"},
-    "second_task_success": {"task-token"},
+    "second_task_success": {"task-worker"},
     "apidest_retry": {"payments-api"},
 }
 
@@ -85,6 +85,26 @@ def test_1000_seeded_chaos_runs_every_source_on_lose_nothing_and_double_nothing(
     assert elapsed < 30, f"the chaos test took {elapsed:.1f} s; keep it lean"
 
 
+def test_a_replay_is_absorbed_whether_or_not_it_keeps_the_event_id():
+    """AWS does not document whether a replayed event keeps its id: the path must not depend on it."""
+    for keeps in (False, True):
+        result = p.System(p.Chaos.only("archive_replay"), replay_keeps_id=keeps).run(1)
+        assert sum(result.charges.values()) == 1 and dict(result.absorbed) == {"consumer": 1}, keeps
+    broken = p.System(p.Chaos.only("archive_replay"), link="event_id_as_key", replay_keeps_id=False).run(1)
+    assert sum(broken.charges.values()) == 2, "keyed on the id, a replay with a new id charges again"
+
+
+def test_one_vocabulary_of_hops_and_one_envelope():
+    assert tuple(h for h in p.HOPS if h not in ("queue", "ledger")) == p.COUNTED_HOPS
+    assert set(p.MECHANISMS) - {"consumer-in-progress"} <= set(p.HOPS)
+    assert {hop for hop, _ in p.SOURCES.values()} <= set(p.HOPS)
+    detail = p.order_detail("K", {"orderId": "o-1", "amount": 25})
+    assert detail == {"metadata": {"idempotency-key": "K"}, "data": {"order-id": "o-1", "amount": 25}}
+    payload = p.workflow_input("K", detail)
+    assert payload["paymentKey"] == p.derive_key("K", "payment") and payload["orderId"] == "o-1"
+    assert p.payment_detail(payload)["metadata"] == {"idempotency-key": p.derive_key("K", "payment")}
+
+
 def test_same_seed_same_run():
     a = p.System(p.Chaos.every_source(0.5, seed=3), seed=3).run(5)
     b = p.System(p.Chaos.every_source(0.5, seed=3), seed=3).run(5)
@@ -113,7 +133,7 @@ def test_a_duplicate_outliving_every_window_is_charged_again():
 
 
 def test_content_based_dedup_id_differs_when_only_the_envelope_differs():
-    detail = {"metadata": {"idempotency_key": "k"}, "orderId": "o-1"}
+    detail = p.order_detail("k", {"orderId": "o-1", "amount": 25})
     first = {"id": "a", "time": "t1", "detail": detail}
     retry = {"id": "b", "time": "t1", "detail": detail}
     assert p.content_dedup_id(first) != p.content_dedup_id(retry)
