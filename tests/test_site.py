@@ -100,6 +100,14 @@ def test_a_diagram_keeps_its_mermaid_front_matter() -> None:
     assert build_site.mermaid_markdown("flowchart LR\n a-->b") == "```{mermaid}\nflowchart LR\n a-->b\n```"
 
 
+def test_sphinx_runs_where_a_fetch_fails() -> None:
+    """The build step gets every proxy pointed at a closed local port: anything it tried to download would fail it."""
+    fetch = "import urllib.request; urllib.request.urlopen('http://example.org/', timeout=5)"
+    env = build_site._offline(os.environ)
+    result = subprocess.run([sys.executable, "-c", fetch], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "refused" in result.stderr, result.stderr[-500:]
+
+
 # -- the link checker tells a broken site from a good one ----------------------------------------------------------
 def test_the_link_checker_finds_broken_links_missing_anchors_and_resources_from_other_hosts(tmp_path: Path) -> None:
     (tmp_path / "sub").mkdir()
@@ -465,3 +473,17 @@ def test_no_page_requests_another_host_and_every_diagram_and_formula_renders(vis
         assert visit.elsewhere == [], f"{doc} requested another host: {visit.elsewhere[:5]}"
         assert visit.failed == [], f"{doc}: failed requests {visit.failed[:5]}"
     visit.shot("every-page-local-only")
+
+
+def test_the_publish_workflow_builds_with_make_site_and_publishes_only_the_public_build() -> None:
+    """It cannot run here (no GitHub Actions); this holds it to `make site` and build/site, never the solutions."""
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "site.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert triggers["push"]["branches"] == ["main"]
+    steps = workflow["jobs"]["build"]["steps"]
+    assert any(step.get("run") == "make site" for step in steps)
+    uploads = [step for step in steps if str(step.get("uses", "")).startswith("actions/upload-pages-artifact")]
+    assert [step["with"]["path"] for step in uploads] == [build_site.output_dir().relative_to(ROOT).as_posix()]
+    assert not any("instructor" in str(step.get("run", "")).lower() for step in steps)

@@ -416,6 +416,13 @@ def write_sources(pages: list[Page], src: Path, instructor: bool) -> None:
     copy_assets(src / "_static")
 
 
+def _offline(env: os._Environ[str] | dict[str, str]) -> dict[str, str]:
+    """The environment with every proxy set to a closed port on 127.0.0.1: a fetch during the build fails it."""
+    closed = "http://127.0.0.1:9"
+    proxies = {name: closed for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy")}
+    return {**{k: v for k, v in env.items() if k.lower() != "no_proxy"}, **proxies}
+
+
 def sphinx(work: Path, out: Path, jobs: str) -> None:
     """Sphinx into work/html (myst-nb writes image files beside it), then moved to ``out`` when it succeeded."""
     html = work / "html"
@@ -424,7 +431,7 @@ def sphinx(work: Path, out: Path, jobs: str) -> None:
     shutil.rmtree(work / "jupyter_execute", ignore_errors=True)
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-j", jobs]
     command += ["-c", str(HERE), "-d", str(work / "doctrees"), str(work / "src"), str(html)]
-    result = subprocess.run(command, cwd=ROOT, check=False)
+    result = subprocess.run(command, cwd=ROOT, env=_offline(os.environ), check=False)
     if result.returncode != 0:
         raise SiteError(f"Sphinx reported warnings or errors (treated as errors), exit code {result.returncode}")
     shutil.rmtree(out, ignore_errors=True)
