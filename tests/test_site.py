@@ -142,9 +142,20 @@ def _build(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def site() -> Path:
-    """`make site`, once for this module."""
-    result = _build()
-    assert result.returncode == 0, f"make site failed:\n{result.stdout}\n{result.stderr}"
+    """`make site`, once per test run, shared by the xdist workers.
+
+    The tests that need it carry one xdist_group, but under pytest 9.2 pytest-xdist 3.8's loadgroup groups nothing
+    (pytest-xdist issue 1386): both workers may ask for the site. The first builds it and stamps the run's id beside
+    it; the other waits on the lock and reuses it, rather than replacing the pages the first is reading.
+    """
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid-{os.getpid()}"
+    stamp = ROOT / "build" / "site-test-run"
+    with build_site.exclusive(ROOT / "build" / "site-test.lock"):
+        if not (stamp.exists() and stamp.read_text() == run and (SITE / "index.html").exists()):
+            stamp.unlink(missing_ok=True)
+            result = _build()
+            assert result.returncode == 0, f"make site failed:\n{result.stdout}\n{result.stderr}"
+            stamp.write_text(run)
     return SITE
 
 

@@ -19,6 +19,8 @@ The browser scripts (Mermaid, MathJax, the ipywidgets html-manager) come from np
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -27,11 +29,10 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import nbformat
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -205,33 +206,46 @@ def mermaid_markdown(source: str) -> str:
     return f"```{{mermaid}}\n{options}{source}\n```"
 
 
-def _cell(source: str, cell_id: str) -> nbformat.NotebookNode:
+Notebook = dict[str, Any]
+
+
+def _text(value: str | list[str]) -> str:
+    """A notebook's multiline string: stored as a list of lines or as one string (nbformat's format allows both)."""
+    return value if isinstance(value, str) else "".join(value)
+
+
+def _cell(source: str, cell_id: str) -> Notebook:
     """A Markdown cell the site adds, with a fixed id so that two builds write the same source."""
-    cell = nbformat.v4.new_markdown_cell(source)
-    cell["id"] = cell_id
-    return cell
+    return {"cell_type": "markdown", "id": cell_id, "metadata": {}, "source": source}
 
 
-def page_notebook(page: Page, pages: list[Page]) -> nbformat.NotebookNode:
-    """The stored notebook with the site's cells added: banner and links under the title, a note under widgets."""
-    nb = nbformat.read(page.source, as_version=4)
-    first = nb.cells[0] if nb.cells else None
-    if first is None or first.cell_type != "markdown" or not first.source.startswith("# "):
+def page_notebook(page: Page, pages: list[Page]) -> Notebook:
+    """The stored notebook with the site's cells added: banner and links under the title, a note under widgets.
+
+    Read as JSON, not with nbformat: its import (jsonschema's format checkers) costs more CPU than this whole step,
+    and myst-nb reads and validates the result anyway.
+    """
+    nb = json.loads(page.source.read_text())
+    if nb.get("nbformat") != 4:
+        raise SiteError(f"{page.repo_path}: nbformat {nb.get('nbformat')}, the site reads version 4")
+    first = nb["cells"][0] if nb["cells"] else None
+    if first is None or first["cell_type"] != "markdown" or not _text(first["source"]).startswith("# "):
         raise SiteError(f"{page.repo_path}: the first cell must be Markdown starting with the '# ' title")
-    title, _, rest = first.source.partition("\n")
+    title, _, rest = _text(first["source"]).partition("\n")
     banner = live_banner(page, pages) + "\n" + prev_next(page, pages)
     cells = [_cell(title, "site-title"), _cell(banner, "site-live")]
     if rest.strip():
         cells.append(_cell(rest.strip("\n"), "site-intro"))
-    for cell in nb.cells[1:]:
-        for output in cell.get("outputs", []):
+    for cell in nb["cells"][1:]:
+        outputs = cell.get("outputs", [])
+        for output in outputs:
             data = output.get("data", {})
             if MERMAID in data:  # drawn from its source, as JupyterLab draws it (its text/markdown is the same)
-                data["text/markdown"] = mermaid_markdown(data.pop(MERMAID))
+                data["text/markdown"] = mermaid_markdown(_text(data.pop(MERMAID)))
         cells.append(cell)
-        if cell.cell_type == "code" and any(WIDGET_VIEW in o.get("data", {}) for o in cell.get("outputs", [])):
+        if any(WIDGET_VIEW in o.get("data", {}) for o in outputs):
             cells.append(_cell(WIDGET_NOTE, f"site-widget-note-{len(cells)}"))
-    nb.cells = cells
+    nb["cells"] = cells
     return nb
 
 
@@ -409,7 +423,7 @@ def write_sources(pages: list[Page], src: Path, instructor: bool) -> None:
     for page in pages:
         out = src / f"{page.doc}.ipynb"
         out.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(page_notebook(page, pages), out)
+        out.write_text(json.dumps(page_notebook(page, pages), indent=1, ensure_ascii=False) + "\n")
     (src / "index.md").write_text(index_page(pages, instructor))
     (src / "running.md").write_text(running_page())
     (src / "fidelity.md").write_text(fidelity_page())
@@ -423,6 +437,15 @@ def _offline(env: os._Environ[str] | dict[str, str]) -> dict[str, str]:
     return {**{k: v for k, v in env.items() if k.lower() != "no_proxy"}, **proxies}
 
 
+def _sphinx_env() -> dict[str, str]:
+    """Offline, and with compiled bytecode kept under build/ (the Makefile says PYTHONDONTWRITEBYTECODE, and the venv
+    has none): Sphinx, docutils, pygments and myst-nb are ~1,100 modules, whose compiling was a third of a build."""
+    env = _offline(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(BUILD / "site-work" / "pycache")
+    return env
+
+
 def sphinx(work: Path, out: Path, jobs: str) -> None:
     """Sphinx into work/html (myst-nb writes image files beside it), then moved to ``out`` when it succeeded."""
     html = work / "html"
@@ -431,15 +454,33 @@ def sphinx(work: Path, out: Path, jobs: str) -> None:
     shutil.rmtree(work / "jupyter_execute", ignore_errors=True)
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-q", "-j", jobs]
     command += ["-c", str(HERE), "-d", str(work / "doctrees"), str(work / "src"), str(html)]
-    result = subprocess.run(command, cwd=ROOT, env=_offline(os.environ), check=False)
+    result = subprocess.run(command, cwd=ROOT, env=_sphinx_env(), check=False)
     if result.returncode != 0:
         raise SiteError(f"Sphinx reported warnings or errors (treated as errors), exit code {result.returncode}")
     shutil.rmtree(out, ignore_errors=True)
     html.rename(out)
 
 
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """One build at a time on this machine (two would share build/site-npm and replace each other's output)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"site: another build holds {lock.relative_to(ROOT)}; waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def build(instructor: bool = False, jobs: str = "auto") -> dict[str, Any]:
     """Install the scripts if needed, generate the sources, run Sphinx, check the links; write the timing."""
+    with exclusive(BUILD / "site.lock"):
+        return _build(instructor, jobs)
+
+
+def _build(instructor: bool, jobs: str) -> dict[str, Any]:
     started = time.monotonic()
     install_s = install_assets()
     build_started = time.monotonic()
