@@ -24,7 +24,17 @@ LOCALSTACK_ENV := WORKBOOK_BACKEND=localstack AWS_ENDPOINT_URL=http://127.0.0.1:
 # The tests that are about the backend itself; the rest of tests/ is backend-neutral and runs on the embedded one.
 LOCALSTACK_TESTS := tests/aws
 
-.PHONY: browser-deps lab labs test test-embedded test-localstack lint unit nbval notebooks notebook timing-report lock readme \
+# A Debian package installed when its command is missing and this is root (CI is); elsewhere, what to run.
+# $(call apt_need,COMMAND,PACKAGE,WHAT FOR)
+apt_need = command -v $(1) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing $(2) from Debian's packages $(3)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+	  else \
+	    echo "no $(1) $(3) (Debian: sudo apt-get install $(2))"; \
+	  fi; }
+
+.PHONY: browser-deps site site-deps site-serve lab labs test test-embedded test-localstack lint unit nbval notebooks notebook timing-report lock readme \
 	clean-venv reset localstack-install localstack-start localstack-stop localstack-status
 
 # Create .venv from the lock when it is missing or the lock changed.
@@ -40,8 +50,8 @@ lab: $(STAMP)
 
 # Both suites: the embedded one, then LocalStack in host mode (skipped with a reason on a machine that cannot run it,
 # never under CI). One timing report for both at the end.
-test: $(STAMP) browser-deps
-	@rm -f build/timings-*.json && mkdir -p build && echo $${WORKBOOK_TEST_STARTED:-$$(date +%s)} > build/make-test.started
+test: $(STAMP) browser-deps site-deps
+	@rm -f build/timings-*.json build/site-build.json && mkdir -p build && echo $${WORKBOOK_TEST_STARTED:-$$(date +%s)} > build/make-test.started
 	$(MAKE) --no-print-directory test-embedded
 	@if [ -n "$$CI" ] || bash $(LOCALSTACK) check >/dev/null 2>&1; then \
 	  $(MAKE) --no-print-directory test-localstack; \
@@ -55,13 +65,22 @@ test-embedded: lint unit nbval
 # The browser test (tests/test_browser.py) drives Debian's Chromium through Playwright for Python. Installed here when
 # missing and this is root (CI is); elsewhere the test is skipped with the reason.
 browser-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Chromium from Debian's packages for the browser test"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else \
-	    echo "no chromium: the browser test will be skipped (Debian: sudo apt-get install chromium)"; \
-	  fi; }
+	@$(call apt_need,chromium,chromium,for the browser test)
+
+# The course as a static website in build/site/ from the stored notebooks (tools/site/build_site.py): offline, warnings
+# as errors, every internal link checked. INSTRUCTOR=1 builds build/site-instructor/ with the labs' solutions instead.
+site: $(STAMP) site-deps
+	$(BIN)/python tools/site/build_site.py $(if $(INSTRUCTOR),--instructor)
+
+# Read the built site at http://127.0.0.1:$(SITE_PORT)/ (its Mermaid is an ES module: browsers refuse those from file://).
+SITE_PORT ?= 8000
+site-serve:
+	@test -f build/site/index.html || { echo "no site yet: run \`make site\` first"; exit 1; }
+	$(PYTHON) -m http.server --bind 127.0.0.1 --directory build/site $(SITE_PORT)
+
+# npm installs the site's pinned scripts (tools/site/package-lock.json) once; installed here when missing and root.
+site-deps:
+	@$(call apt_need,npm,npm,for the course site's scripts)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

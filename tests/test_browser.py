@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,25 +24,14 @@ from typing import Any
 
 import pytest
 
+from tests import browser as chrome
 from tests.net import free_port, status
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "build" / "browser"
-CHROMIUM = os.environ.get("WORKBOOK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# Flags for a sandbox without a network: no background connections, no first-run UI; --no-sandbox because CI is root.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-]  # fmt: skip
+SHOTS = chrome.SHOTS
 RUN_ALL_TIMEOUT_MS = 180_000
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(600), pytest.mark.xdist_group("browser")]
-
-
-def _skip_or_fail(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must run the browser test: `make test` installs Chromium and Playwright)")
-    pytest.skip(reason)
 
 
 @dataclass
@@ -55,23 +43,12 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def sync_playwright() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright as start
-    except ImportError:
-        _skip_or_fail("Playwright for Python is not installed")
-    if not Path(CHROMIUM).exists():
-        _skip_or_fail(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    with start() as playwright:
-        yield playwright
+    yield from chrome.playwright()
 
 
 @pytest.fixture(scope="module")
 def browser(sync_playwright: Any) -> Iterator[Any]:
-    browser = sync_playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-    try:
-        yield browser
-    finally:
-        browser.close()
+    yield from chrome.chromium(sync_playwright)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Print the timing report that ends ``make test``: per notebook and lab, one column per backend, with budgets.
+"""Print the timing report that ends ``make test``: per notebook and lab, one column per backend, with budgets; then
+the course site's build time (``build/site-build.json``, written by ``tools/site/build_site.py``) against its budget.
 
 A report, not a test: the numbers of a noisy 2-core machine must not turn the suite red, so budgets are printed
 beside each number (``*`` marks one over its budget) and the totals are set against the course's budgets.
@@ -24,10 +25,29 @@ def budget(path: str) -> int:
     return LONG_BUDGET_S if match and match.group(1) in LONG_NOTEBOOKS else NOTEBOOK_BUDGET_S
 
 
+def site_line(build_dir: str) -> str | None:
+    """The course site's build time (written by tools/site/build_site.py, the site test runs it) against its budget."""
+    path = Path(build_dir) / "site-build.json"
+    if not path.exists():
+        return None
+    site = json.loads(path.read_text())
+    verdict = "within" if site["build_seconds"] <= site["budget_seconds"] else "OVER"
+    install = ""
+    if site["install_seconds"]:
+        install = f" (+{site['install_seconds']:.0f} s installing its pinned scripts once)"
+    return (
+        f"course site ({site['pages']} pages, {site['cores']} cores): built in {site['build_seconds']:.1f} s{install}, "
+        f"{verdict} its {site['budget_seconds']} s budget"
+    )
+
+
 def main(build_dir: str) -> int:
+    site = site_line(build_dir)
     files = sorted(Path(build_dir).glob("timings-*.json"))
     if not files:
         print("timing report: no notebook timings recorded")
+        if site:
+            print(site)
         return 0
     runs = {f.stem.removeprefix("timings-"): json.loads(f.read_text()) for f in files}
     paths = sorted({p for run in runs.values() for p in run if p != WALL})
@@ -57,6 +77,8 @@ def main(build_dir: str) -> int:
     if embedded is not None:
         verdict = "within" if embedded <= COURSE_BUDGET_S else "OVER"
         print(f"whole course on the embedded backend: {embedded:.0f} s, {verdict} its {COURSE_BUDGET_S} s budget")
+    if site:
+        print(site)
     started = Path(build_dir) / "make-test.started"
     if started.exists():
         import time
