@@ -3,7 +3,8 @@
 - :class:`Receiver`: the payments HTTP API (``services.payments``) on one fixed 127.0.0.1 port that a demo stops and
   starts again, so a caller meets a refused connection exactly while it is down;
 - :func:`post_charge`: one synchronous call to it, answered or refused, never raising;
-- :func:`queue_depth`, :func:`receive`, :func:`drain`, :func:`drain_many`: an SQS consumer's side of queues;
+- :func:`queue_depth`, :func:`receive`, :func:`delete`, :func:`release`, :func:`drain`, :func:`drain_many`: an SQS
+  consumer's side of queues;
 - :func:`put_orders`: a producer's side of an EventBridge bus;
 - :func:`request` and :func:`respond`: request-reply over queues, with the EIP *Return Address* and *Correlation
   Identifier* carried as SQS message attributes (``ReplyTo``, ``CorrelationId``: the course's names, not AWS's).
@@ -114,6 +115,18 @@ def receive(sqs: Any, url: str, *, max_messages: int = 10, wait_s: int = 0) -> l
 def delete(sqs: Any, url: str, messages: Iterable[Mapping[str, Any]]) -> None:
     for m in messages:
         sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def release(sqs: Any, url: str, messages: Iterable[Mapping[str, Any]], *, after_s: int = 0) -> None:
+    """Hand received messages back (ChangeMessageVisibility): receivable again after ``after_s`` seconds, 0 = at once.
+
+    What a consumer does with a message it could not finish, instead of waiting out the visibility timeout; the
+    receive it came from already counted toward the queue's ``maxReceiveCount``.
+    """
+    if not 0 <= after_s <= 43_200:
+        raise ValueError(f"after_s={after_s}: a visibility timeout is 0 to 43200 seconds (12 hours)")
+    for m in messages:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=after_s)
 
 
 def drain(

@@ -17,6 +17,7 @@ from helpers.services.messaging import (
     put_orders,
     queue_depth,
     receive,
+    release,
     request,
     respond,
     take_reply,
@@ -77,6 +78,21 @@ def test_queue_helpers_count_and_drain(backend, resources: Resources) -> None:  
         drain(sqs, queue.url, expect=1, timeout_s=0.5)
     with pytest.raises(ValueError, match="cannot be negative"):
         drain(sqs, queue.url, settle_s=-1)
+
+
+def test_release_hands_a_message_back_with_the_same_message_id(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
+    """A released message is the same message received again (a redelivery), not a new one."""
+    sqs = backend.client("sqs")
+    queue = resources.ensure_queue("release", visibility_timeout=300)
+    sqs.send_message(QueueUrl=queue.url, MessageBody=json.dumps({"n": 1}))
+    first = receive(sqs, queue.url)
+    assert receive(sqs, queue.url) == []  # in flight: hidden for its visibility timeout
+    release(sqs, queue.url, first)
+    again = receive(sqs, queue.url)
+    assert [m["MessageId"] for m in again] == [first[0]["MessageId"]]
+    assert again[0]["ReceiptHandle"] != first[0]["ReceiptHandle"]
+    with pytest.raises(ValueError, match="0 to 43200"):
+        release(sqs, queue.url, again, after_s=-1)
 
 
 def test_drain_many_waits_once_for_several_queues(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
