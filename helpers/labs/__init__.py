@@ -25,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from helpers import progress
 from helpers.aws.resources import Target
 from helpers.idempotency.http import HttpRequest, HttpResponse
 from helpers.instruments.faults import FaultPlan, WorkerCrashed
@@ -91,6 +92,8 @@ class Report:
     def verdict(self) -> Report:
         """Print the table; raise LabCheckFailed naming the first miss, or say the lab is done."""
         print(self.table())
+        met, first_miss = len(self.expectations) - len(self.missed), self.missed[0].what if self.missed else None
+        progress.record_check(self.lab, met=met, total=len(self.expectations), first_miss=first_miss)
         if self.missed:
             first = self.missed[0]
             raise LabCheckFailed(
