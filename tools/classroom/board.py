@@ -216,7 +216,7 @@ def to_json(board: Board) -> dict[str, Any]:
 def chart_svg(board: Board, width: int = 560, bar: int = 26) -> str:
     """Per lab, a bar of done / tried / not started: inline SVG, no script, no download."""
     total = max(1, len(board.rows))
-    label_w, gap = 150, 10
+    label_w, gap = 70, 10
     height = len(board.columns) * (bar + gap) + 30
     scale = (width - label_w - 10) / total
     parts = [
@@ -226,8 +226,8 @@ def chart_svg(board: Board, width: int = 560, bar: int = 26) -> str:
     for i, column in enumerate(board.columns):
         y = i * (bar + gap)
         parts.append(
-            f'<text x="0" y="{y + bar * 0.72:.0f}" class="chart-label">{escape(column.key[3:])} · '
-            f"{escape(column.title[:16])}</text>"
+            f'<text x="0" y="{y + bar * 0.72:.0f}" class="chart-label">Lab {escape(column.key[3:])}'
+            f"<title>{escape(column.title)}</title></text>"
         )
         x = float(label_w)
         for count, css, what in (
