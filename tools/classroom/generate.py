@@ -254,9 +254,9 @@ def capacity_table() -> str:
         "|---|---|---|---|---|",
         f"| `make classroom` on this machine (2 cores, 24 GB), a chapter and a lab open each | local processes | "
         f"{m['learner_pss_mib']} MiB PSS with one notebook, {m['extra_notebook_mib']} MiB per further notebook | "
-        f"{m['machine_learners_open']} | measured |",
+        f"{m['machine_learners_open']} | measured (JupyterHub prototype) |",
         f"| the same, idle kernels culled after {settings.KERNEL_IDLE_MINUTES} min | local processes | "
-        f"{m['learner_pss_mib']} MiB PSS | {m['machine_learners_culled']} | measured |",
+        f"a server, its kernels stopped until used again | {m['machine_learners_culled']} | measured (prototype) |",
         f"| compose profile, one Docker host | a container per learner, limit {settings.MEMORY_LIMIT_GIB:g} GiB | "
         f"plan {settings.MEMORY_GUARANTEE_GIB:g} GiB and 1/12 of a core | (host GiB - 4) or 12 per core, whichever "
         "is fewer | derived from the measured figures |",
@@ -270,7 +270,8 @@ def capacity_table() -> str:
         f"in {m['spawn_s']} s for {m['spawn_cpu_s']} CPU-seconds, so class start is CPU-bound (`--prespawn`); an "
         f"idle learner costs {m['idle_cpu']}; a lab check takes {m['check_s']} s with 3 learners checking at once. "
         f"`make classroom-benchmark` ({bench['learners']} learners, {bench['when']}): spawn {bench['spawn_s']} s each "
-        f"when all start at once, {bench['pss_mib']} MiB PSS per learner with a kernel after notebook 00's setup, "
+        f"when all start at once, {bench['pss_mib']} MiB PSS per learner (server and one kernel after lab 04's "
+        "setup and check, no browser attached), "
         f"a lab 04 check in every kernel at once {bench['check_s']} s."
     )
     return "\n".join(rows) + "\n\n" + figures + "\n"
