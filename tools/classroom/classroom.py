@@ -30,7 +30,7 @@ from pathlib import Path
 from helpers.aws.resources import LEARNER_RE
 from helpers.services.http import free_port, port_is_free
 from tools.classroom import settings
-from tools.classroom.hubapi import HubApi
+from tools.classroom.hubapi import HubApi, HubError
 from tools.classroom.room import (
     DEFAULT_STATE,
     MARKER_ENV,
@@ -313,7 +313,11 @@ def prespawn(room: Room, names: list[str]) -> dict[str, float]:
     say(f"prespawning {len(names)} learner servers, {concurrency} at a time: {', '.join(names)}")
     api = HubApi(room.loopback_url, room.secret("launcher-token"))
     started = time.monotonic()
-    seconds = api.spawn_all(names, concurrency, on_ready=lambda n, s: say(f"  {n} ready in {s:.1f} s"))
+    try:
+        seconds = api.spawn_all(names, concurrency, on_ready=lambda n, s: say(f"  {n} ready in {s:.1f} s"))
+    except HubError as exc:
+        say(f"prespawn stopped: {exc}; the hub runs on (see {room.logs_dir / 'hub.log'} for why)")
+        return {}
     say(f"prespawned {len(seconds)} learners in {time.monotonic() - started:.1f} s")
     return seconds
 

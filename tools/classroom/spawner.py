@@ -32,12 +32,15 @@ def kernel_culling_args(idle_minutes: int) -> list[str]:
 
 def server_args(room: Room, copy: Path) -> list[str]:
     hidden = "[" + ",".join(f"'{glob}'" for glob in HIDDEN) + "]"
-    return [
+    args = [
         f"--ServerApp.root_dir={copy}",
         f"--LabApp.app_settings_dir={copy / 'tools' / 'jupyterlab' / 'settings'}",
         f"--ContentsManager.hide_globs={hidden}",
         *kernel_culling_args(room.kernel_idle_minutes),
     ]
+    if not room.separate_users and hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--ServerApp.allow_root=True")  # a trusted room started as root: servers run as root (warned)
+    return args
 
 
 def learner_environment(room: Room, learner: str, copy: Path, home: Path, user: str) -> dict[str, str]:
