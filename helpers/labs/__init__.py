@@ -92,8 +92,12 @@ class Report:
     def verdict(self) -> Report:
         """Print the table; raise LabCheckFailed naming the first miss, or say the lab is done."""
         print(self.table())
-        met, first_miss = len(self.expectations) - len(self.missed), self.missed[0].what if self.missed else None
-        progress.record_check(self.lab, met=met, total=len(self.expectations), first_miss=first_miss)
+        progress.record_check(  # silent: the learner's "where am I" and, in a classroom, the instructor's board
+            self.lab,
+            met=len(self.expectations) - len(self.missed),
+            total=len(self.expectations),
+            first_miss=self.missed[0].what if self.missed else None,
+        )
         if self.missed:
             first = self.missed[0]
             raise LabCheckFailed(

@@ -99,3 +99,23 @@ def test_a_process_carrying_the_rooms_marker_is_found(tmp_path: Path) -> None:
         sleeper.kill()
         sleeper.wait()
     assert classroom.marked_processes(marker) == []
+
+
+def test_the_announcement_warns_about_a_trusted_room_and_a_network_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    room = trusted_room(tmp_path, ip="192.0.2.10", port=8000)
+    room.write_secret("room-password", "k7mx-3qpr-9hst")
+    room.write_secret("instructor-password", strong_secret())
+    classroom.announce(room, 9.5)
+    said = capsys.readouterr().out
+    assert "hub URL (hand this out):   http://192.0.2.10:8000/" in said
+    assert "room password (learners):  k7mx-3qpr-9hst" in said
+    assert room.secret("instructor-password") not in said
+    assert "WARNING: trusted-room mode" in said
+    assert "put TLS in front" in said.replace("\n", " ")
+    loopback = trusted_room(tmp_path / "quiet", separate_users=True)
+    loopback.write_secret("room-password", "k7mx-3qpr-9hst")
+    classroom.announce(loopback, 9.5)
+    said = capsys.readouterr().out
+    assert "TLS" not in said and "trusted-room" not in said and "none can read another's files" in said
