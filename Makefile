@@ -35,7 +35,8 @@ apt_need = command -v $(1) >/dev/null 2>&1 || { \
 	  fi; }
 
 .PHONY: browser-deps site site-deps site-serve lab labs test test-embedded test-localstack lint unit nbval notebooks notebook timing-report lock readme \
-	clean-venv reset localstack-install localstack-start localstack-stop localstack-status
+	clean-venv reset localstack-install localstack-start localstack-stop localstack-status progress \
+	classroom classroom-install classroom-benchmark classroom-config
 
 # Create .venv from the lock when it is missing or the lock changed.
 $(STAMP): requirements.lock pyproject.toml
@@ -47,6 +48,30 @@ $(STAMP): requirements.lock pyproject.toml
 
 lab: $(STAMP)
 	$(BIN)/python tools/workbook.py
+
+# "Where am I": the furthest chapter opened and every lab's state, from this copy's progress records.
+progress: $(STAMP)
+	@$(BIN)/python -m helpers.progress
+
+# Instructors: a JupyterLab per learner on JupyterHub, a live progress board; Ctrl-C stops everything.
+# make classroom ARGS="--prespawn 10"    (every option: .venv/bin/python -m tools.classroom start --help)
+CLASSROOM := $(BIN)/python -m tools.classroom
+classroom: $(STAMP)
+	$(CLASSROOM) start $(ARGS)
+
+# The hub's proxy (configurable-http-proxy, pinned in tools/classroom/package-lock.json) and, as root, the Python
+# runtime learners' system users run. Without npm (and outside CI) the classroom tests are skipped with the reason.
+classroom-install: $(STAMP)
+	@if command -v npm >/dev/null 2>&1 || [ -n "$$CI" ]; then $(CLASSROOM) install; \
+	else echo "no npm: the classroom tests will be skipped (install Node.js 20+ and npm)"; fi
+
+# N learners (default 5) arrive at once and run a lab check together: spawn time, memory, check latency.
+classroom-benchmark: $(STAMP) classroom-install
+	$(CLASSROOM) benchmark -n $(or $(N),5)
+
+# The compose profile, the Kubernetes values and the README's capacity table, from tools/classroom/settings.py.
+classroom-config: $(STAMP)
+	$(CLASSROOM) generate
 
 # Both suites: the embedded one, then LocalStack in host mode (skipped with a reason on a machine that cannot run it,
 # never under CI). One timing report for both at the end.
@@ -87,7 +112,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) classroom-install
 	$(BIN)/pytest tests -q $(PARALLEL_UNIT)
 
 nbval: $(STAMP)

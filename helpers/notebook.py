@@ -18,13 +18,12 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from helpers import progress
 from helpers.aws import backend as backend_mod
 from helpers.aws.resources import Resources
+from helpers.progress import under_test
 
-
-def under_test() -> bool:
-    """True under CI or nbval, where progress bars and widgets stay quiet."""
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes") or "PYTEST_CURRENT_TEST" in os.environ
+__all__ = ["PrivateEmulator", "Workbook", "private_emulator", "setup", "under_test"]
 
 
 @dataclass
@@ -71,6 +70,7 @@ def setup(prefix: str, *, quiet: bool = False) -> Workbook:
         live.fresh = False  # an emulator started a moment ago in this kernel is empty: nothing to tear down
     else:
         resources.teardown()
+    progress.record_setup(prefix)  # silent: the learner's "where am I" and, in a classroom, the instructor's board
     return Workbook(prefix, live, resources)
 
 

@@ -238,3 +238,114 @@ def test_a_widget_renders_and_reacts(lab: Lab, page: Any) -> None:
     assert readout.strip() == "0.70", readout
     after = table_after_run()
     assert "0.7" in after and after != before, (before, after)
+
+
+# -- the classroom's progress board, as an instructor sees it -------------------------------------------------------
+@dataclass
+class Room:
+    url: str
+    instructor_password: str
+    learners: tuple[str, ...]
+
+
+def _records(learner: int) -> list[dict[str, Any]]:
+    """Two learners' morning: chapters opened, lab 04 done by one and stuck for the other, lab 01 under way."""
+    import secrets as random_ids
+
+    def record(minutes_ago: float, kind: str, **fields: Any) -> dict[str, Any]:
+        from datetime import UTC, datetime, timedelta
+
+        at = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(timespec="seconds")
+        return {"kind": kind, "id": random_ids.token_hex(16), "at": at.replace("+00:00", "Z"), **fields}
+
+    miss, crash = "every pattern is one AWS accepts", "a crash between charge and delete does not charge again"
+    if learner == 0:
+        return [
+            record(40, "setup", notebook="nb00"), record(30, "setup", notebook="nb03"),
+            record(20, "check", lab="lab04", met=1, total=3, first_miss=miss),
+            record(15, "check", lab="lab04", met=3, total=3, first_miss=None),
+            record(5, "check", lab="lab01", met=3, total=5, first_miss=crash),
+        ]  # fmt: skip
+    return [
+        record(35, "setup", notebook="nb00"), record(25, "setup", notebook="nb06"),
+        *(record(m, "check", lab="lab04", met=1, total=3, first_miss=miss) for m in (8, 5, 2)),
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def classroom_room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
+    """`make classroom` on free ports, with two learners whose kernels' records were posted with their own tokens."""
+    import json
+    import shutil as sh
+    import tempfile
+
+    import requests
+
+    from tools.classroom import classroom, learners
+    from tools.classroom.hubapi import HubApi
+    from tools.classroom.room import Room as ClassroomRoom
+
+    if sh.which("npm") is None and not classroom.PROXY_BIN.exists():
+        _skip_or_fail("npm is not installed: the classroom's proxy cannot be installed")
+    state = Path(tempfile.mkdtemp(prefix="wb-board-shot-"))
+    state.chmod(0o711)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tools.classroom", "--state-dir", str(state), "--port", str(free_port())],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    said: list[str] = []
+    room = None
+    try:
+        deadline = time.monotonic() + 120
+        while room is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            assert line or process.poll() is None, "the classroom stopped:\n" + "".join(said)
+            said.append(line)
+            if "Classroom ready" in line:
+                room = ClassroomRoom.load(state / "room.json")
+        assert room is not None, "no classroom within 120 s:\n" + "".join(said)
+        api = HubApi(room.loopback_url, room.secret("launcher-token"))
+        names = ("amara", "bogdan")
+        api.create_users(list(names))
+        for n, name in enumerate(names):
+            token = api.token_for(name)
+            answer = requests.post(
+                room.records_url("progress"), data=json.dumps(_records(n)), timeout=10,
+                headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+            )  # fmt: skip
+            assert answer.status_code == 200, answer.text
+        yield Room(room.loopback_url, room.secret("instructor-password"), names)
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+        if room is not None and room.separate_users:
+            learners.remove_system_users(room)
+        sh.rmtree(state, ignore_errors=True)
+
+
+@pytest.mark.xdist_group("classroom")
+def test_the_instructor_sees_the_progress_board(classroom_room: Room, page: Any) -> None:
+    """Log in as the instructor, land on the board: two learners' rows, the stuck one flagged, the chart, all local."""
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{classroom_room.url}/hub/login")
+    page.fill("#username_input", "instructor")
+    page.fill("#password_input", classroom_room.instructor_password)
+    page.click("#login_submit")
+    page.wait_for_url(re.compile(r".*/services/progress/.*"), timeout=60_000)
+    page.wait_for_selector("table tbody tr", timeout=30_000)
+    rows = page.locator("table tbody tr")
+    assert rows.count() == 2, rows.all_inner_texts()
+    first, second = rows.nth(0).inner_text(), rows.nth(1).inner_text()
+    assert first.startswith("amara") and "3/3" in first and "done" in first and "03" in first
+    assert second.startswith("bogdan") and "stuck" in second and "1/3" in second and "06" in second
+    explain = page.locator(".explain").inner_text()
+    assert "2 learners" not in explain and '1 learner at "every pattern is one AWS accepts"' in explain
+    assert page.locator("svg.chart rect").count() >= 3
+    elsewhere = [url for url in requested if not url.startswith(classroom_room.url)]
+    assert elsewhere == [], f"the board loaded something from elsewhere: {elsewhere}"

@@ -1,6 +1,6 @@
 """The helpers' floors, by folder: a module imports only from its own floor or the floors below.
 
-    aws -> instruments -> idempotency -> services -> chapters -> labs      (course.py and notebook.py beside them)
+    aws -> instruments -> idempotency -> services -> chapters -> labs      (course.py, progress.py, notebook.py beside)
 
 A module's floor is the folder it lives in, so a new module needs no entry here; a new folder does. Each floor can be
 read (and tested) without those above it, and the idempotency library can be copied out without the course.
@@ -16,9 +16,11 @@ import pytest
 HELPERS = Path(__file__).resolve().parent.parent / "helpers"
 
 #: helpers/<folder>/ -> its floor. ``course`` is data (the course map) and may import nothing of helpers;
-#: ``notebook`` is a notebook's first and last cells and may import any floor.
+#: ``progress`` (the learner's records, written by every setup and lab check) reads only the course map, so the
+#: lowest floor can record; ``notebook`` is a notebook's first and last cells and may import any floor.
 FLOORS: dict[str, int] = {
     "course": 0,
+    "progress": 0,
     "aws": 1,
     "instruments": 2,
     "idempotency": 3,
@@ -63,7 +65,7 @@ def test_a_module_imports_nothing_from_a_floor_above_its_own(path: Path) -> None
     assert above == [], f"{path.relative_to(HELPERS)} ({own}, floor {FLOORS[own]}) imports from floors above: {above}"
 
 
-def test_the_top_of_helpers_holds_only_the_floors_and_the_two_course_modules() -> None:
+def test_the_top_of_helpers_holds_only_the_floors_and_the_course_modules() -> None:
     """A new flat module at the top would be a floor of its own by accident: put it in the folder it belongs to."""
     top = {p.name.removesuffix(".py") for p in HELPERS.iterdir() if p.name not in {"__init__.py", "__pycache__"}}
     assert top == set(FLOORS), f"unexpected at the top of helpers/: {sorted(top - set(FLOORS))}"

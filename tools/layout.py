@@ -18,7 +18,7 @@ TOP = ("notebooks", "labs", "helpers", "tests", "tools", "benchmarks", "docker")
 #: rest one level.
 DEPTH = {"helpers": 3, "helpers/idempotency": 1}
 #: helpers/ in floor order (tests/test_layering.py holds the floors), the two course modules first.
-ORDER = {"helpers": ("notebook.py", "course.py", "aws", "instruments", "idempotency", "services", "chapters", "labs")}
+ORDER = {"helpers": ("notebook.py", "course.py", "progress.py", "aws", "instruments", "idempotency", "services", "chapters", "labs")}
 SKIP = {"__pycache__", "__init__.py", "asl", "settings"}
 
 

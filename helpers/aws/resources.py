@@ -3,11 +3,17 @@
 "Restart kernel and run all" must work twice in a row, so every ``ensure_*`` creates what is missing, brings what
 differs back to the requested shape, and changes nothing otherwise. ``teardown()`` deletes everything under the
 prefix, whoever created it, so a crashed notebook is cleaned up by the next run.
+
+In a classroom on a *shared* backend (LocalStack in compose, one moto server for the room, real AWS) the prefix also
+carries the learner (``WORKBOOK_LEARNER``, set by the classroom's hub): ``alice-lab01``, so learner B's setup of
+lab 01 never tears down learner A's queue in the middle of A's check. A kernel with its own embedded moto is private
+already: its names stay as they are, and so do the stored notebook outputs.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +24,11 @@ from botocore.exceptions import ClientError
 from helpers.aws import backend as backend_mod
 
 TAG_KEY = "workbook"
+LEARNER_ENV = "WORKBOOK_LEARNER"
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+#: A learner's part of a prefix: no '-' (so ``alice-`` can never be the start of another learner's prefix), short
+#: enough for AWS's name limits, and never a course prefix itself (``nb06``, ``lab01``).
+LEARNER_RE = re.compile(r"^(?!(?:nb|lab)\d)[a-z][a-z0-9]{0,11}$")
 _TRUST_PRINCIPALS = ("states.amazonaws.com", "events.amazonaws.com", "lambda.amazonaws.com")
 
 
@@ -48,12 +58,15 @@ def _code(exc: ClientError) -> str:
 class Resources:
     """The resources of one notebook (or test), named ``<prefix>-<name>`` and tagged ``workbook=<prefix>``."""
 
-    def __init__(self, prefix: str, backend: backend_mod.Backend | None = None) -> None:
+    def __init__(self, prefix: str, backend: backend_mod.Backend | None = None, *, learner: str | None = None) -> None:
+        """``learner``: None takes ``WORKBOOK_LEARNER`` from the environment; "" means no learner."""
         if not _PREFIX_RE.match(prefix):
             raise ValueError(f"prefix {prefix!r} must be lower-case letters, digits and '-', at most 24 characters")
         self.backend = backend or backend_mod.current()
+        self.learner = learner_from_env() if learner is None else check_learner(learner) if learner else None
+        scoped = f"{self.learner}-{prefix}" if self.learner and not self.backend.in_kernel else prefix
         # On real AWS every name carries a course marker too, so teardown can never match someone else's resources.
-        self.prefix = f"wb-{prefix}" if self.backend.name == "aws" else prefix
+        self.prefix = f"wb-{scoped}" if self.backend.name == "aws" else scoped
         self.tags = {TAG_KEY: self.prefix}
 
     # -- naming -------------------------------------------------------------------------------------------------
@@ -464,6 +477,21 @@ class Resources:
         return sorted(s["Name"] for s in found if s["Name"].startswith(self.prefix + "-"))
 
 
+def check_learner(name: str) -> str:
+    if not LEARNER_RE.match(name):
+        raise ValueError(
+            f"learner name {name!r} must be 1-12 lower-case letters and digits, starting with a letter, "
+            "and not a course prefix such as nb06 or lab01"
+        )
+    return name
+
+
+def learner_from_env() -> str | None:
+    """The learner a classroom's hub named for this kernel, or None (a laptop, CI)."""
+    name = os.environ.get(LEARNER_ENV, "").strip()
+    return check_learner(name) if name else None
+
+
 def _same_attr(current: str | None, wanted: str) -> bool:
     if current is None:
         return False
@@ -487,18 +515,21 @@ def teardown_all(prefixes: list[str] | None = None, backend: backend_mod.Backend
     b = backend or backend_mod.current()
     if prefixes is None:
         prefixes = course_prefixes(b)
-    return {p: Resources(p, b).teardown() for p in prefixes}
+    return {p: Resources(p, b, learner="").teardown() for p in prefixes}
 
 
-def course_prefixes(b: backend_mod.Backend) -> list[str]:
-    """Prefixes in use, read from the ``workbook`` tag on tables and queues plus the conventional ``nbNN``/``labNN``."""
+def course_prefixes(b: backend_mod.Backend, learner: str | None = None) -> list[str]:
+    """The course prefixes in use (``nb06``, ``lab01``, a classroom's ``alice-lab01``), from resource names.
+
+    ``learner`` keeps only that learner's prefixes (the classroom resets one learner on a shared backend).
+    """
     names = [url.rsplit("/", 1)[-1] for url in b.client("sqs").list_queues().get("QueueUrls", [])]
     names += _paginate(b.client("dynamodb"), "list_tables", "TableNames")
     names += [m["name"] for m in _paginate(b.client("stepfunctions"), "list_state_machines", "stateMachines")]
     names += [x["Name"] for x in b.client("events").list_event_buses()["EventBuses"]]
     found = set()
     for n in names:
-        m = re.match(r"^((?:wb-)?(?:nb|lab)\d{2}[a-z]?)-", n)
-        if m:
+        m = re.match(r"^((?:wb-)?([a-z][a-z0-9]{0,11}-)?(?:nb|lab)\d{2}[a-z]?)-", n)
+        if m and (learner is None or m.group(2) == f"{learner}-"):
             found.add(m.group(1).removeprefix("wb-"))
     return sorted(found)

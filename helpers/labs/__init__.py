@@ -25,6 +25,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from helpers import progress
 from helpers.aws.resources import Target
 from helpers.idempotency.http import HttpRequest, HttpResponse
 from helpers.instruments.faults import FaultPlan, WorkerCrashed
@@ -91,6 +92,12 @@ class Report:
     def verdict(self) -> Report:
         """Print the table; raise LabCheckFailed naming the first miss, or say the lab is done."""
         print(self.table())
+        progress.record_check(  # silent: the learner's "where am I" and, in a classroom, the instructor's board
+            self.lab,
+            met=len(self.expectations) - len(self.missed),
+            total=len(self.expectations),
+            first_miss=self.missed[0].what if self.missed else None,
+        )
         if self.missed:
             first = self.missed[0]
             raise LabCheckFailed(
