@@ -286,7 +286,7 @@ def classroom_room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Room]:
     from tools.classroom.room import Room as ClassroomRoom
 
     if sh.which("npm") is None and not classroom.PROXY_BIN.exists():
-        _skip_or_fail("npm is not installed: the classroom's proxy cannot be installed")
+        chrome.skip_or_fail("npm is not installed: the classroom's proxy cannot be installed")
     state = Path(tempfile.mkdtemp(prefix="wb-board-shot-"))
     state.chmod(0o711)
     process = subprocess.Popen(

@@ -17,8 +17,20 @@ TOP = ("notebooks", "labs", "helpers", "tests", "tools", "benchmarks", "docker")
 #: How deep the layout goes: helpers down to its floors' modules (the copyable library has its own README), the
 #: rest one level.
 DEPTH = {"helpers": 3, "helpers/idempotency": 1}
-#: helpers/ in floor order (tests/test_layering.py holds the floors), the two course modules first.
-ORDER = {"helpers": ("notebook.py", "course.py", "progress.py", "aws", "instruments", "idempotency", "services", "chapters", "labs")}
+#: helpers/ in floor order (tests/test_layering.py holds the floors), the course modules first.
+ORDER = {
+    "helpers": (
+        "notebook.py",
+        "course.py",
+        "progress.py",
+        "aws",
+        "instruments",
+        "idempotency",
+        "services",
+        "chapters",
+        "labs",
+    )
+}
 SKIP = {"__pycache__", "__init__.py", "asl", "settings"}
 
 
