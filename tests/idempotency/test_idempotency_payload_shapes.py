@@ -20,6 +20,7 @@ from typing import Any
 
 import pydantic
 import pytest
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, SQSEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,7 @@ from helpers.idempotency import (
 )
 from helpers.idempotency.keys import KeyResolver
 from helpers.idempotency.payload import to_plain
+from tests.idempotency.event_shapes import load
 
 
 @dataclasses.dataclass
@@ -304,3 +306,14 @@ def _at(value: Any, path: tuple[Any, ...]) -> Any:
     for step in path:
         value = value[step]
     return value
+
+
+def test_powertools_event_source_data_classes_are_read_as_the_event_they_wrap():
+    # a migrating handler often holds APIGatewayProxyEvent / SQSRecord objects: Mappings over the raw event
+    resolver = KeyResolver(IdempotencyConfig(token_header="Idempotency-Key", fingerprint_expression="body"))
+    raw = load("apigw_rest_create_order")
+    assert resolver.resolve(APIGatewayProxyEvent(raw)) == resolver.resolve(raw)
+    sqs = load("sqs_order_created")
+    record_resolver = KeyResolver(IdempotencyConfig(key_expression="powertools_json(body).order_id"))
+    wrapped = next(iter(SQSEvent(sqs).records))
+    assert record_resolver.resolve(wrapped) == record_resolver.resolve(sqs["Records"][0])
