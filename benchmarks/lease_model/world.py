@@ -302,12 +302,6 @@ class Stats:
     takeovers: int = 0
     faults_fired: int = 0
 
-    def add(self, other: Stats) -> None:
-        for name in ("steps", "effects", "stale_effects", "takeovers", "faults_fired"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for label, n in other.outcomes.items():
-            self.outcomes[label] = self.outcomes.get(label, 0) + n
-
 
 class World:
     """The library under test, driven one action at a time, checked after every action."""
