@@ -25,7 +25,11 @@ def sections() -> dict[str, str]:
 def render(text: str) -> str:
     for name, body in sections().items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
-        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
+
+        def between_markers(m: re.Match[str], body: str = body) -> str:
+            return m.group(1) + body + m.group(2)
+
+        text = pattern.sub(between_markers, text)
     return text
 
 

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from helpers.aws.backend import start_moto_server
 from helpers.services.http import HOST, free_port, port_is_free
@@ -39,7 +40,7 @@ def kernel_environment(endpoint: str, moto_port: int, base: dict[str, str] | Non
     }
 
 
-def start_shared_server(port: int = 0) -> tuple[object, str, int]:
+def start_shared_server(port: int = 0) -> tuple[Any, str, int]:
     """The lab's one moto server (Step Functions execution on, atomic conditional writes), as `make lab` starts it."""
     server, endpoint = start_moto_server(port)
     return server, endpoint, int(endpoint.rsplit(":", 1)[1])

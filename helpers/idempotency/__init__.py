@@ -28,6 +28,7 @@ from .errors import (
     IdempotencyError,
     InProgress,
     InvalidKey,
+    InvalidRecord,
     ItemTooLarge,
     KeyMissing,
     LeaseLost,
@@ -40,6 +41,7 @@ from .errors import (
     StoreError,
     StoreUnavailable,
     TerminalError,
+    UnknownFunction,
 )
 from .hooks import HOOK_POINTS, FaultHooks, HookContext
 from .http import HttpRequest, HttpResponse, handle_http, parse_sf_string
@@ -72,6 +74,7 @@ __all__ = [
     "Identity",
     "InProgress",
     "InvalidKey",
+    "InvalidRecord",
     "ItemTooLarge",
     "KeyMissing",
     "LeaseLost",
@@ -94,6 +97,7 @@ __all__ = [
     "SystemClock",
     "TerminalError",
     "TransitionLog",
+    "UnknownFunction",
     "UnprotectedCall",
     "WaitPolicy",
     "canonical_json",

@@ -1,19 +1,17 @@
 """Configuration: where the key comes from, how long records and leases live, and what counts as terminal.
 
-Everything is validated when the config is built, so a bad JMESPath or an impossible window fails at start-up with
-a message, not on the first request.
+Everything is validated when the config is built, so a bad JMESPath (its syntax, the functions it calls) or an
+impossible window fails at start-up with a message, not on the first request.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import jmespath
-from jmespath.exceptions import JMESPathError
+from typing import Literal
 
 from .errors import ConfigurationError, TerminalError
+from .expressions import Expression
 
 
 @dataclass(frozen=True)
@@ -50,13 +48,9 @@ _TOKEN_SEPARATOR_BYTES = 5
 _DERIVED_SUFFIX_BYTES = 72
 
 
-def _compile(name: str, expression: str | None) -> Any:
-    if expression is None:
-        return None
-    try:
-        return jmespath.compile(expression)
-    except JMESPathError as exc:
-        raise ConfigurationError(f"{name}={expression!r} is not a valid JMESPath expression: {exc}") from None
+def _compile(name: str, expression: str | None) -> Expression | None:
+    """The checked expression (syntax, function names, arities), or None when the option is not set."""
+    return None if expression is None else Expression(name, expression)
 
 
 @dataclass(frozen=True)
@@ -70,6 +64,10 @@ class IdempotencyConfig:
     - ``token_field``: a JMESPath to a client token in the payload (e.g. ``"idempotency_key"``,
       ``"detail.metadata.idempotency_key"``) -- the preferred form: the client decides what "the same" means;
     - ``key_expression``: a JMESPath whose result is hashed in canonical JSON (``"@"`` = the whole payload).
+
+    Expressions read the payload as plain data (payload.py: dataclasses, pydantic models and mappings become dicts)
+    and may call JMESPath's functions and Powertools' ``powertools_json``, ``powertools_base64`` and
+    ``powertools_base64_gzip`` (expressions.py); any other name is refused here with :class:`UnknownFunction`.
 
     ``scope`` (plus an optional per-tenant ``tenant_expression``) prefixes every key. It is explicit on purpose:
     renaming or moving the function must not change the keys of records already stored.
@@ -99,7 +97,7 @@ class IdempotencyConfig:
     max_response_bytes: int = 350_000
     retry_after_cap: float = 1.0
     conflict_retries: int = 2
-    _compiled: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _compiled: dict[str, Expression | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         bad = not isinstance(self.scope, str) or not self.scope
@@ -160,7 +158,7 @@ class IdempotencyConfig:
             tail = max(tail, _DERIVED_SUFFIX_BYTES)
         return prefix + tail
 
-    def compiled(self, name: str) -> Any:
+    def compiled(self, name: str) -> Expression | None:
         """The compiled JMESPath for ``name`` (or None)."""
         return self._compiled.get(name)
 

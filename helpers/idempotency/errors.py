@@ -26,6 +26,19 @@ class ConfigurationError(IdempotencyError, ValueError):
     """The configuration cannot work (bad JMESPath, no key source, lease longer than the expiry window...)."""
 
 
+class UnknownFunction(ConfigurationError):
+    """A JMESPath option calls a function that does not exist (caught when the configuration is built)."""
+
+    def __init__(self, option: str, expression: str, function: str, hint: str = "") -> None:
+        self.option = option
+        self.expression = expression
+        self.function = function
+        super().__init__(
+            f"{option}={expression!r} calls {function}(), which is not a JMESPath function here: use a JMESPath "
+            f"built-in or powertools_json, powertools_base64, powertools_base64_gzip.{hint}"
+        )
+
+
 class KeyMissing(IdempotencyError):
     """No idempotency key could be found in the request (IETF: 400)."""
 
@@ -112,6 +125,25 @@ class LeaseLost(IdempotencyError):
 
 class StoreError(IdempotencyError):
     """The store answered with an error the library cannot handle (missing table, validation error...)."""
+
+
+class InvalidRecord(StoreError):
+    """The store holds a record this library cannot read (an unknown status, a field missing or of the wrong type).
+
+    It was written by something else: another library sharing the table, a newer version, a hand edit. Nothing was
+    changed; ``field`` and ``found`` say what is wrong.
+    """
+
+    def __init__(self, key: str | None, *, field: str, found: Any, expected: str) -> None:
+        self.key = key
+        self.field = field
+        self.found = found
+        super().__init__(
+            f"the stored record for idempotency key {key!r} has {field}={found!r}, which this library cannot read "
+            f"(expected {expected}). Something else wrote it: another library sharing the table (Powertools writes "
+            "status INPROGRESS), a newer version of this one, or a hand edit. Nothing was changed: give this library "
+            "a table of its own, or delete the record."
+        )
 
 
 class StoreUnavailable(StoreError):

@@ -7,7 +7,6 @@ same API Gateway body with other whitespace or key order gives the same key (Pow
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -21,10 +20,9 @@ from typing import Any
 
 from .config import IdempotencyConfig
 from .errors import InvalidKey, KeyMissing, MalformedPayload, PayloadNotSerializable
+from .payload import MAX_DEPTH, to_plain
 
 _MAX_SAFE_INT = 2**53
-#: The deepest nesting a payload may have: deeper is refused with a typed error, never a RecursionError.
-MAX_DEPTH = 100
 
 
 def _check_text(value: str, path: str) -> str:
@@ -39,7 +37,8 @@ def _check_text(value: str, path: str) -> str:
 
 
 def _normalise(value: Any, path: str, depth: int = 0) -> Any:
-    """A plain JSON value (dict/list/str/int/float/bool/None) equal in meaning to ``value``."""
+    """A plain JSON value (dict/list/str/int/float/bool/None) equal in meaning to ``value`` (already plain data:
+    :func:`to_plain` has turned dataclasses, models and mappings into dicts)."""
     if depth > MAX_DEPTH:
         raise PayloadNotSerializable(f"{path} is nested more than {MAX_DEPTH} levels deep; flatten it")
     if value is None or isinstance(value, bool):
@@ -55,7 +54,11 @@ def _normalise(value: Any, path: str, depth: int = 0) -> Any:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise PayloadNotSerializable(f"{path} is {value}: JSON has no NaN or Infinity")
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value == value.to_integral_value():
+            return int(value)
+        if not math.isfinite(as_float := float(value)):
+            raise PayloadNotSerializable(f"{path} is a Decimal beyond a float's range; send it as a string")
+        return as_float
     if isinstance(value, Mapping):
         out = {}
         for k, v in value.items():
@@ -68,19 +71,11 @@ def _normalise(value: Any, path: str, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return [_normalise(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
     if isinstance(value, Enum):
-        return _normalise(value.value, path, depth + 1)
+        return _normalise(to_plain(value.value, path), path, depth + 1)
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        try:
-            plain = dataclasses.asdict(value)
-        except RecursionError:
-            raise PayloadNotSerializable(f"{path} is nested too deep to convert") from None
-        return _normalise(plain, path, depth + 1)
-    if callable(getattr(value, "model_dump", None)):
-        return _normalise(value.model_dump(mode="json"), path, depth + 1)
     raise PayloadNotSerializable(
         f"{path} is a {type(value).__name__}, which has no canonical JSON form. Convert it (a set to a sorted list, "
         "bytes to base64 text, an object to a dict), or choose a key_expression / fingerprint_expression that "
@@ -90,9 +85,8 @@ def _normalise(value: Any, path: str, depth: int = 0) -> Any:
 
 def canonical_json(value: Any, *, path: str = "payload") -> str:
     """The one text for a JSON value: sorted keys, compact separators, UTF-8 kept as is."""
-    return json.dumps(
-        _normalise(value, path), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    plain = _normalise(to_plain(value, path), path)
+    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def sha256_hex(text: str) -> str:
@@ -116,8 +110,11 @@ def loads(text: str | bytes | bytearray, what: str) -> Any:
 
 
 def parse_json_fields(payload: Any, fields: tuple[str, ...]) -> Any:
-    """A shallow copy of ``payload`` with the named top-level JSON-string fields parsed (others untouched)."""
-    if not fields or not isinstance(payload, Mapping):
+    """A shallow copy of ``payload`` with the named top-level JSON-string fields parsed (others untouched).
+
+    An API Gateway event with ``isBase64Encoded: true`` carries its body as base64, not JSON: it is left as text
+    for an expression to decode (``powertools_json(powertools_base64(body))``)."""
+    if not fields or not isinstance(payload, Mapping) or payload.get("isBase64Encoded") is True:
         return payload
     parsed = None
     for name in fields:
@@ -198,9 +195,12 @@ class KeyResolver:
         return None if expr is None else expr.search(data)
 
     def resolve(self, payload: Any, *, token: Any = None, fingerprint_of: Any = ...) -> Identity | None:
-        """The identity, or None when no key is present and ``on_missing_key='warn'`` (raises otherwise)."""
+        """The identity, or None when no key is present and ``on_missing_key='warn'`` (raises otherwise).
+
+        The payload is converted to plain data once, here, and every lookup (tenant, header, token field, key
+        expression, fingerprint) reads that one conversion."""
         cfg = self.config
-        data = parse_json_fields(payload, cfg.json_string_fields)
+        data = parse_json_fields(to_plain(payload), cfg.json_string_fields)
         prefix = cfg.scope
         if cfg.tenant_expression is not None:
             tenant = self._search("tenant_expression", data)

@@ -98,10 +98,28 @@ def test_report_and_json_render(results):
     text = bench.report(results)
     assert "throughput ratio (helpers.idempotency, like-for-like / Powertools)" in text and "stand-in context" in text
     assert "per-call costs" in text and "What carries over to AWS" in text
-    assert json.loads(json.dumps(bench._jsonable(results), default=str))["workloads"][0]["kind"] == "memory"
+    assert json.loads(json.dumps(bench.jsonable(results), default=str))["workloads"][0]["kind"] == "memory"
 
 
 def test_arguments_are_checked():
     assert bench.parse_args(["--requests", "5", "--crash-rate", "0.5"]).crash_rate == 0.5
     with pytest.raises(SystemExit):
         bench.parse_args(["--duplicates", "1.5"])
+
+
+def test_where_the_time_goes_shows_the_same_calls_for_both_libraries(results):
+    profile = results["cost_profile"]
+    ours, pt = profile["libraries"][bench.OURS], profile["libraries"][bench.POWERTOOLS]
+    assert profile["requests"] == 12 and profile["workers"] == 2
+    # the same number of calls per request, role by role; only the completion's operation differs
+    assert ours["calls_per_request"] == pt["calls_per_request"]
+    roles = {"PutItem (claim)", "PutItem (claim, refused)"}
+    assert roles <= set(ours["kinds"]) and roles <= set(pt["kinds"])
+    for kind in roles:
+        assert ours["kinds"][kind]["calls_per_request"] == pt["kinds"][kind]["calls_per_request"]
+    assert set(ours["kinds"]) - roles == {"PutItem (completion, owner condition)"}
+    assert set(pt["kinds"]) - roles == {"UpdateItem (completion, unconditional)"}
+    for p in (ours, pt):
+        assert p["total_ms_per_request"] == pytest.approx(p["in_calls_ms_per_request"] + p["outside_ms_per_request"])
+        assert all(k["median_ms"] > 0 for k in p["kinds"].values())
+    assert "Where the time goes" in bench.report(results) and "outside calls (library + SDK)" in bench.report(results)

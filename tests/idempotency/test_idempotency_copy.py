@@ -119,3 +119,12 @@ def test_the_guard_uses_no_private_member_of_the_engine() -> None:
         and node.attr.startswith("_")
     }
     assert private == set()
+
+
+def test_the_folder_carries_the_license_that_lets_it_be_copied() -> None:
+    # a copied folder must carry its license (MIT: the notice goes with every copy); the two files never drift
+    repository = LIBRARY.parents[1] / "LICENSE"
+    assert (LIBRARY / "LICENSE").read_text() == repository.read_text()
+    assert repository.read_text().startswith("MIT License\n")
+    readme = (LIBRARY / "README.md").read_text()
+    assert "It is MIT-licensed" in readme and "## License" in readme

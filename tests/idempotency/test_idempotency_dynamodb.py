@@ -253,3 +253,37 @@ def test_store_lost_between_effect_and_completion_says_what_it_means(dead_ddb_cl
     with pytest.raises(StoreUnavailable, match="The action RAN but its result is not recorded"):
         idem.execute(ORDER, lambda: "charged")
     assert ddb_store.get("ddb#tok#order-1").status is Status.IN_PROGRESS  # the lease will expire
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "found"),
+    [
+        ({"status": {"S": "INPROGRESS"}}, "status", "INPROGRESS"),  # what Powertools writes
+        ({"status": {"S": "EXPIRED"}}, "status", "EXPIRED"),
+        ({"status": None}, "status", None),  # no status at all
+    ],
+)
+def test_a_record_this_library_did_not_write_is_a_typed_store_error(ddb_store, ddb, change, field, found):
+    # before: an untyped ValueError from Status(...), which an SQS batch reported as an ordinary failure
+    idem = make(ddb_store, "w1")
+    key = idem.identify(ORDER).key
+    item = {"pk": {"S": key}, "status": {"S": "COMPLETED"}, "fingerprint": {"S": "x"}, "expires_at": {"N": "1e12"}}
+    ddb.put_item(TableName=ddb_store.table_name, Item={k: v for k, v in (item | change).items() if v is not None})
+    runs = []
+    for attempt in (lambda: idem.execute(ORDER, lambda: runs.append(1)), lambda: idem.lookup(ORDER)):
+        with pytest.raises(StoreError) as info:
+            attempt()
+        err = info.value
+        assert type(err).__name__ == "InvalidRecord" and (err.key, err.field, err.found) == (key, field, found)
+        assert repr(key) in str(err) and repr(found) in str(err) and "Nothing was changed" in str(err)
+    assert runs == []
+
+
+def test_an_item_with_a_field_of_the_wrong_type_names_the_field():
+    store = DynamoDBStore("unused", client=object())
+    item = {"pk": {"S": "k"}, "status": {"S": "COMPLETED"}, "expires_at": {"S": "soon"}}
+    with pytest.raises(StoreError, match=r"expires_at=\{'S': 'soon'\}.*expected a number") as info:
+        store.from_item(item)
+    assert info.value.key == "k"
+    with pytest.raises(StoreError, match="expected a string key"):
+        store.from_item({"pk": {"N": "1"}, "status": {"S": "COMPLETED"}})

@@ -174,3 +174,10 @@ def test_local_cache_is_a_bounded_lru_of_completed_records_only():
     assert "b" not in cache and "a" in cache and "c" in cache
     assert cache.get("a", now=100.0) is None and "a" not in cache  # expiry is checked on read
     assert (cache.hits, cache.misses) == (1, 1)
+
+
+def test_a_decimal_beyond_a_floats_range_is_refused_not_written_as_infinity():
+    huge = Decimal("1" + "0" * 400 + ".5")
+    with pytest.raises(PayloadNotSerializable, match="beyond a float's range"):
+        canonical_json({"amount": huge})
+    assert canonical_json({"amount": Decimal("1" + "0" * 400)}) == '{"amount":1' + "0" * 400 + "}"

@@ -225,7 +225,9 @@ def test_lease_takeover_refuses_the_stale_completion_and_loses_nothing(make_idem
 
 
 def test_a_stale_owner_cannot_complete_over_a_newer_in_progress_owner(make_idem, clock):
-    # Powertools #8386: an unconditional completion overwrites the record a newer worker is still working on
+    # the failure this prevents: in Powertools for AWS Lambda (Python), persistence/dynamodb.py `_update_record` writes
+    # the completion as an UpdateItem with no ConditionExpression (and `_delete_record` deletes with none), so a stale
+    # owner's completion overwrites the record a newer worker is still working on
     w1, w2 = make_idem("w1"), make_idem("w2")
     holder = {}
 

@@ -33,6 +33,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ..errors import (
     EffectFailed,
+    InvalidRecord,
     ItemTooLarge,
     LeaseLost,
     StoreConflict,
@@ -178,18 +179,39 @@ class DynamoDBStore(Store):
         return item
 
     def from_item(self, item: Mapping[str, Any] | None) -> Record | None:
+        """The record an item holds; InvalidRecord (naming the key) if this library did not write it."""
         if not item:
             return None
+        key_value = item.get(self.key_attr)
+        key = key_value.get("S") if isinstance(key_value, Mapping) else None
+        if not isinstance(key, str):
+            raise InvalidRecord(None, field=self.key_attr, found=key_value, expected="a string key")
 
         def s(name: str) -> str | None:
-            return item[name]["S"] if name in item else None
+            value = item.get(name)
+            if value is None:
+                return None
+            if not isinstance(value, Mapping) or not isinstance(value.get("S"), str):
+                raise InvalidRecord(key, field=name, found=value, expected="a string (S)")
+            return str(value["S"])
 
         def n(name: str) -> float | None:
-            return float(item[name]["N"]) if name in item else None
+            value = item.get(name)
+            if value is None:
+                return None
+            try:
+                return float(value["N"])
+            except (TypeError, KeyError, ValueError):
+                raise InvalidRecord(key, field=name, found=value, expected="a number (N)") from None
 
+        status = s("status")
+        known = next((st for st in Status if st.value == status), None)
+        if known is None:
+            expected = ", ".join(st.value for st in Status)
+            raise InvalidRecord(key, field="status", found=status, expected=f"one of {expected}")
         return Record(
-            key=item[self.key_attr]["S"],
-            status=Status(item["status"]["S"]),
+            key=key,
+            status=known,
             fingerprint=s("fingerprint") or "",
             expires_at=n("expires_at") or 0.0,
             owner=s("owner"),

@@ -107,6 +107,13 @@ class MemoryStore(Store):
         with self._lock:
             self._records.pop(key, None)
 
+    def copy(self) -> MemoryStore:
+        """An independent store holding the same records (a model checker branches a run this way)."""
+        twin = MemoryStore(max_item_bytes=self.max_item_bytes, max_key_bytes=self.max_key_bytes)
+        with self._lock:
+            twin._records = dict(self._records)  # records are immutable: sharing them is safe
+        return twin
+
     def records(self) -> dict[str, Record]:
         """A snapshot of everything stored (for inspection in notebooks)."""
         with self._lock:
