@@ -3,7 +3,8 @@
     python -m benchmarks.idempotency --requests 200 --duplicates 0.3 --workers 4 --crash-rate 0.0 --seed 1
 
 The package: env.py (tables, workers, the call log), workload.py, probes.py (round trips, per-call costs, where the
-time goes), takeover.py (the four takeover variants as plain functions), report.py, run.py (flags, the run).
+time goes), takeover.py (notebook 09's lease takeover, ``chapters.consumer.lease_takeover``, on the benchmark's
+tables), report.py, run.py (flags, the run).
 
 What it measures, for both libraries against the same DynamoDB endpoint (the course backend, embedded moto unless
 WORKBOOK_BACKEND says otherwise):
@@ -23,7 +24,7 @@ WORKBOOK_BACKEND says otherwise):
 
 Fairness: both libraries get their own fresh client per worker with the same botocore config, the same payload
 validation (``[customer, amount, currency]``), local cache on, and the same workload order and partition.
-Powertools is set up by ``helpers.powertools`` (a stand-in Lambda context gives it the lease we give our
+Powertools is set up by ``helpers.services.powertools`` (a stand-in Lambda context gives it the lease we give our
 library), the one harness notebook 09 uses too. Timings are reported, never asserted: round trips per path are
 what carries over to AWS; a throughput ratio on an emulator also measures the emulator's cost per kind of call.
 """

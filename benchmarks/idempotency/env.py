@@ -2,7 +2,7 @@
 
 A worker is one "container": its own DynamoDB client (with a :class:`CallLog` on it) and its own local cache.
 ``OursWorker`` and ``PowertoolsWorker`` expose the same ``call(request) -> (path, round trips)``, so every
-measurement treats the two libraries alike. Powertools is set up by ``helpers.powertools`` (a stand-in Lambda
+measurement treats the two libraries alike. Powertools is set up by ``helpers.services.powertools`` (a stand-in Lambda
 context gives it the lease we give our library), the one harness notebook 09 uses too.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from helpers import powertools
 from helpers.idempotency import DynamoDBStore, Idempotency, InProgress, SimulatedCrash, SystemClock
+from helpers.services import powertools
 
 FINGERPRINT = "[customer, amount, currency]"
 
@@ -136,7 +136,7 @@ class Backend:
     (the same for both libraries); everything is dropped at the end."""
 
     def __init__(self) -> None:
-        from helpers import backend
+        from helpers.aws import backend
 
         self.backend = backend.current()
         os.environ.setdefault("AWS_DEFAULT_REGION", self.backend.region)  # Powertools reads the region from env
@@ -287,7 +287,7 @@ class PowertoolsWorker(Worker):
         self.fn = self.wrap(charge)
 
     def wrap(self, body: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
-        """``body`` under Powertools on this worker's client, table and lease (helpers.powertools)."""
+        """``body`` under Powertools on this worker's client, table and lease (helpers.services.powertools)."""
         return powertools.powertools_function(
             body,
             client=self.client,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import helpers.idempotency as library
-from helpers import powertools as powertools_setup
 from helpers.idempotency import DynamoDBStore, Idempotency, ManualClock, MemoryStore, PayloadMismatch
+from helpers.services import powertools as powertools_setup
 from tests.idempotency.event_shapes import body_of, client_retry, load
 
 README = Path(library.__file__).with_name("README.md")

@@ -106,6 +106,7 @@ def build(
         server = (user or {}).get("servers", {}).get("", {}) if user else {}
         activity = server.get("last_activity") or (user or {}).get("last_activity")
         own = summary.last_at
+        last: int | None
         if own is not None:
             mine = int((now - own).total_seconds() // 60)
             hubs = _minutes(activity, now)

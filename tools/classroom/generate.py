@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # its types are a separate package (types-PyYAML)
 
 from tools.classroom import containers, settings
 from tools.classroom.room import ROOT

@@ -4,15 +4,16 @@ Everything variable comes from the room file the launcher wrote (``WORKBOOK_ROOM
 nothing here is a secret. Every address is 127.0.0.1 except the proxy's public one, which is the instructor's choice.
 """
 
-# ruff: noqa: F821 - `c` is JupyterHub's config object, injected when it executes this file
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from tools.classroom import settings
 from tools.classroom.room import MARKER_ENV, ROOM_FILE_ENV, Room
 
+c: Any = get_config()  # type: ignore[name-defined]  # noqa: F821 - traitlets' loader provides get_config()
 room = Room.load()
 state = room.state
 hub_env = {ROOM_FILE_ENV: str(room.file), MARKER_ENV: room.marker, "PYTHONPATH": room.repo}

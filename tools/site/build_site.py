@@ -187,7 +187,8 @@ def prev_next(page: Page, pages: list[Page]) -> str:
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-MERMAID = "text/vnd.mermaid"  # helpers.viz.Mermaid's output: JupyterLab draws it; myst-nb knows no renderer for it
+# helpers.instruments.viz.Mermaid's output: JupyterLab draws it; myst-nb knows no renderer for it
+MERMAID = "text/vnd.mermaid"
 WIDGET_NOTE = (
     ":::{note}\n:class: workbook-widget-note\n"
     "The controls above are interactive in the workbook (`make lab`): here they show the state stored with the "

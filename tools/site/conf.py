@@ -23,8 +23,8 @@ exclude_patterns = ["_static"]
 
 # The stored outputs are the ones CI checked with nbval: shown as they are, never re-executed.
 nb_execution_mode = "off"
-# Text/markdown outputs (the course map, Mermaid diagrams helpers.viz shows) go through MyST, so their tables, links
-# and ```mermaid fences render as in JupyterLab.
+# Text/markdown outputs (the course map, Mermaid diagrams helpers.instruments.viz shows) go through MyST, so their
+# tables, links and ```mermaid fences render as in JupyterLab.
 nb_render_markdown_format = "myst"
 myst_enable_extensions = ["colon_fence", "dollarmath"]
 myst_fence_as_directive = ["mermaid"]
@@ -32,7 +32,7 @@ myst_heading_anchors = 3
 
 # Widgets: their stored state is drawn by the html-manager of ipywidgets 8, served from this site (myst-nb's default
 # loads require.js and the manager from two CDNs). Each widget also says it is interactive only in the workbook.
-nb_ipywidgets_js = {"npm/widgets/embed.js": {}}
+nb_ipywidgets_js: dict[str, dict[str, str]] = {"npm/widgets/embed.js": {}}
 
 # Mermaid 11 as an ES module from this site (the version JupyterLab 4.6 bundles, so diagrams look as in the workbook).
 mermaid_use_local = "npm/mermaid/mermaid.esm.min.mjs"
