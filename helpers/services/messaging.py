@@ -103,13 +103,25 @@ def queue_depth(sqs: Any, url: str) -> int:
     return sum(int(attributes.get(n, 0)) for n in names)
 
 
-def receive(sqs: Any, url: str, *, max_messages: int = 10, wait_s: int = 0) -> list[dict[str, Any]]:
-    """One ReceiveMessage call (at most 10 messages: the API's limit), with all message attributes."""
+def receive(
+    sqs: Any, url: str, *, max_messages: int = 10, wait_s: int = 0, system_attributes: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """One ReceiveMessage call (at most 10 messages: the API's limit), with all message attributes.
+
+    ``system_attributes`` asks for SQS's own attributes too (``ApproximateReceiveCount``, ``SentTimestamp``...),
+    found under each message's ``Attributes``: how a consumer tells a redelivery from a first delivery.
+    """
     if not 1 <= max_messages <= 10:
         raise ValueError(f"max_messages={max_messages}: SQS returns 1 to 10 messages per ReceiveMessage")
-    return sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait_s, MessageAttributeNames=["All"]
-    ).get("Messages", [])
+    params: dict[str, Any] = {
+        "QueueUrl": url,
+        "MaxNumberOfMessages": max_messages,
+        "WaitTimeSeconds": wait_s,
+        "MessageAttributeNames": ["All"],
+    }
+    if names := list(system_attributes):
+        params["MessageSystemAttributeNames"] = names
+    return sqs.receive_message(**params).get("Messages", [])
 
 
 def delete(sqs: Any, url: str, messages: Iterable[Mapping[str, Any]]) -> None:

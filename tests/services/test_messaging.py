@@ -95,6 +95,17 @@ def test_release_hands_a_message_back_with_the_same_message_id(backend, resource
         release(sqs, queue.url, again, after_s=-1)
 
 
+def test_receive_asks_for_system_attributes_and_sees_a_redelivery(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
+    sqs = backend.client("sqs")
+    queue = resources.ensure_queue("redeliver", visibility_timeout=0)  # not deleted: receivable again at once
+    sqs.send_message(QueueUrl=queue.url, MessageBody="{}")
+    first = receive(sqs, queue.url, max_messages=1, system_attributes=["ApproximateReceiveCount"])
+    again = receive(sqs, queue.url, max_messages=1, system_attributes=["ApproximateReceiveCount"])
+    assert [m["Attributes"]["ApproximateReceiveCount"] for m in (*first, *again)] == ["1", "2"]
+    assert first[0]["MessageId"] == again[0]["MessageId"] and first[0]["ReceiptHandle"] != again[0]["ReceiptHandle"]
+    assert "Attributes" not in receive(sqs, queue.url, max_messages=1)[0]  # none asked, none given
+
+
 def test_drain_many_waits_once_for_several_queues(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
     sqs = backend.client("sqs")
     a, b = resources.ensure_queue("a"), resources.ensure_queue("b")
