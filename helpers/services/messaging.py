@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,6 +190,26 @@ def drain_many(
         if not missing and now - quiet_since >= settle_s:
             return bodies
         time.sleep(0.05)
+
+
+def receive_until(
+    sqs: Any, url: str, count: int, *, wait_s: int = 1, timeout_s: float = 10.0, system_attributes: Iterable[str] = ()
+) -> Iterator[dict[str, Any]]:
+    """Yield received messages one at a time until ``count`` have come; the caller deletes each one, or does not.
+
+    A consumer's loop when the demo is what happens to each receive (a message not deleted comes back after its
+    visibility timeout and is yielded again: give ``timeout_s`` room for that). Fewer than ``count`` within
+    ``timeout_s`` is a :class:`TimeoutError` that says how many came, never a silent short count.
+    """
+    names = list(system_attributes)
+    deadline = time.monotonic() + timeout_s
+    received = 0
+    while received < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"within {timeout_s} s only {received} of {count} receives at {url}")
+        for message in receive(sqs, url, max_messages=1, wait_s=wait_s, system_attributes=names):
+            received += 1
+            yield message
 
 
 # -- EventBridge ----------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from helpers.aws.resources import Resources, Target
 from helpers.instruments.ledger import Ledger
 from helpers.services.messaging import (
     Receiver,
+    delete,
     drain,
     drain_many,
     post_charge,
@@ -18,6 +19,7 @@ from helpers.services.messaging import (
     queue_depth,
     receive,
     release,
+    receive_until,
     request,
     respond,
     take_reply,
@@ -104,6 +106,21 @@ def test_receive_asks_for_system_attributes_and_sees_a_redelivery(backend, resou
     assert [m["Attributes"]["ApproximateReceiveCount"] for m in (*first, *again)] == ["1", "2"]
     assert first[0]["MessageId"] == again[0]["MessageId"] and first[0]["ReceiptHandle"] != again[0]["ReceiptHandle"]
     assert "Attributes" not in receive(sqs, queue.url, max_messages=1)[0]  # none asked, none given
+
+
+def test_receive_until_yields_each_receive_redeliveries_included(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
+    sqs = backend.client("sqs")
+    queue = resources.ensure_queue("until", visibility_timeout=1)
+    sqs.send_message(QueueUrl=queue.url, MessageBody="{}")
+    counts = []
+    for message in receive_until(sqs, queue.url, 2, wait_s=2, system_attributes=["ApproximateReceiveCount"]):
+        counts.append(message["Attributes"]["ApproximateReceiveCount"])  # not deleted: it comes back
+    assert counts == ["1", "2"]
+    once = resources.ensure_queue("once")
+    sqs.send_message(QueueUrl=once.url, MessageBody="{}")
+    with pytest.raises(TimeoutError, match="only 1 of 2 receives"):
+        for message in receive_until(sqs, once.url, 2, wait_s=0, timeout_s=0.5):
+            delete(sqs, once.url, [message])  # deleted: it never comes back, so a second receive cannot happen
 
 
 def test_drain_many_waits_once_for_several_queues(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
