@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,13 +103,25 @@ def queue_depth(sqs: Any, url: str) -> int:
     return sum(int(attributes.get(n, 0)) for n in names)
 
 
-def receive(sqs: Any, url: str, *, max_messages: int = 10, wait_s: int = 0) -> list[dict[str, Any]]:
-    """One ReceiveMessage call (at most 10 messages: the API's limit), with all message attributes."""
+def receive(
+    sqs: Any, url: str, *, max_messages: int = 10, wait_s: int = 0, system_attributes: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """One ReceiveMessage call (at most 10 messages: the API's limit), with all message attributes.
+
+    ``system_attributes`` asks for SQS's own attributes too (``ApproximateReceiveCount``, ``SentTimestamp``...),
+    found under each message's ``Attributes``: how a consumer tells a redelivery from a first delivery.
+    """
     if not 1 <= max_messages <= 10:
         raise ValueError(f"max_messages={max_messages}: SQS returns 1 to 10 messages per ReceiveMessage")
-    return sqs.receive_message(
-        QueueUrl=url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait_s, MessageAttributeNames=["All"]
-    ).get("Messages", [])
+    params: dict[str, Any] = {
+        "QueueUrl": url,
+        "MaxNumberOfMessages": max_messages,
+        "WaitTimeSeconds": wait_s,
+        "MessageAttributeNames": ["All"],
+    }
+    if names := list(system_attributes):
+        params["MessageSystemAttributeNames"] = names
+    return sqs.receive_message(**params).get("Messages", [])
 
 
 def delete(sqs: Any, url: str, messages: Iterable[Mapping[str, Any]]) -> None:
@@ -178,6 +190,26 @@ def drain_many(
         if not missing and now - quiet_since >= settle_s:
             return bodies
         time.sleep(0.05)
+
+
+def receive_until(
+    sqs: Any, url: str, count: int, *, wait_s: int = 1, timeout_s: float = 10.0, system_attributes: Iterable[str] = ()
+) -> Iterator[dict[str, Any]]:
+    """Yield received messages one at a time until ``count`` have come; the caller deletes each one, or does not.
+
+    A consumer's loop when the demo is what happens to each receive (a message not deleted comes back after its
+    visibility timeout and is yielded again: give ``timeout_s`` room for that). Fewer than ``count`` within
+    ``timeout_s`` is a :class:`TimeoutError` that says how many came, never a silent short count.
+    """
+    names = list(system_attributes)
+    deadline = time.monotonic() + timeout_s
+    received = 0
+    while received < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"within {timeout_s} s only {received} of {count} receives at {url}")
+        for message in receive(sqs, url, max_messages=1, wait_s=wait_s, system_attributes=names):
+            received += 1
+            yield message
 
 
 # -- EventBridge ----------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 from helpers.aws.resources import Resources, Target
 from helpers.instruments.ledger import Ledger
+from helpers.services import messaging
 from helpers.services.messaging import (
     Receiver,
     drain,
@@ -126,3 +127,31 @@ def test_request_reply_with_return_address_and_correlation_id(backend, resources
     request(sqs, requests_q.url, {"x": 1})  # no ReplyTo and no default: refused, not dropped
     with pytest.raises(ValueError, match="nowhere to answer"):
         respond(sqs, requests_q.url, lambda b: b)
+
+
+def test_receive_asks_for_system_attributes_and_sees_a_redelivery(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
+    sqs = backend.client("sqs")
+    queue = resources.ensure_queue("redeliver", visibility_timeout=0)  # not deleted: receivable again at once
+    sqs.send_message(QueueUrl=queue.url, MessageBody="{}")
+    first = receive(sqs, queue.url, max_messages=1, system_attributes=["ApproximateReceiveCount"])
+    again = receive(sqs, queue.url, max_messages=1, system_attributes=["ApproximateReceiveCount"])
+    assert [m["Attributes"]["ApproximateReceiveCount"] for m in (*first, *again)] == ["1", "2"]
+    assert first[0]["MessageId"] == again[0]["MessageId"] and first[0]["ReceiptHandle"] != again[0]["ReceiptHandle"]
+    assert "Attributes" not in receive(sqs, queue.url, max_messages=1)[0]  # none asked, none given
+
+
+def test_receive_until_yields_each_receive_redeliveries_included(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
+    sqs = backend.client("sqs")
+    queue = resources.ensure_queue("until", visibility_timeout=1)
+    sqs.send_message(QueueUrl=queue.url, MessageBody="{}")
+    counts = []
+    for message in messaging.receive_until(sqs, queue.url, 2, wait_s=2, system_attributes=["ApproximateReceiveCount"]):
+        counts.append(message["Attributes"]["ApproximateReceiveCount"])  # not deleted: it comes back
+    assert counts == ["1", "2"]
+    once = resources.ensure_queue("once")
+    sqs.send_message(QueueUrl=once.url, MessageBody="{}")
+    with pytest.raises(TimeoutError, match="only 1 of 2 receives"):
+        for message in messaging.receive_until(sqs, once.url, 2, wait_s=0, timeout_s=0.5):
+            messaging.delete(
+                sqs, once.url, [message]
+            )  # deleted: it never comes back, so a second receive cannot happen
