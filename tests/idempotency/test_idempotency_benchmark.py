@@ -84,9 +84,7 @@ def test_lease_takeover_scenarios(results):
     a, b = consumer.A, consumer.B
     rows = {t["variant"]: t for t in results["takeover"]}
     pt = rows["Powertools"]
-    assert (
-        pt["charges"] == [a, b] and pt["stale_worker_told"].startswith("nothing") and pt["record_ends_with"] == a
-    )
+    assert pt["charges"] == [a, b] and pt["stale_worker_told"].startswith("nothing") and pt["record_ends_with"] == a
     unfenced = rows["ours, unfenced"]
     assert unfenced["charges"] == [a, b] and unfenced["stale_worker_told"].startswith("LeaseLost")
     assert unfenced["record_ends_with"] == b
