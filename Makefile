@@ -8,8 +8,10 @@ UV_VERSION := 0.13.8
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 # Both cores: pytest-xdist, a notebook's cells kept on one worker (loadscope); each kernel starts its own emulator.
 PARALLEL := -n 2 --dist loadscope
-# Unit tests spread one by one; those that share one expensive fixture (the browser test's lab) carry an xdist_group.
-PARALLEL_UNIT := -n 2 --dist loadgroup
+# Unit tests spread file by file: a file's module fixtures (the browser test's workbook server, the classroom's hub,
+# the site build) start once, on one worker. (loadgroup would say it per test with xdist_group marks, but with
+# pytest 9.2 and pytest-xdist 3.8 it groups nothing.)
+PARALLEL_UNIT := -n 2 --dist loadfile
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 # Every lab twice: the starter (its check cells tagged raises-exception, the error they must raise stored) and the
 # solution (its checks pass). nbval fails a starter that passes by accident and a check that fails for another reason.
