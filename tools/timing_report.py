@@ -17,7 +17,7 @@ NOTEBOOK_BUDGET_S = 30
 LONG_NOTEBOOKS = {"05", "10", "11", "12"}  # the workflow-heavy ones (issue #17)
 LONG_BUDGET_S = 45
 COURSE_BUDGET_S = 180  # every notebook and lab under nbval on the embedded backend, wall clock
-MAKE_TEST_BUDGET_S = 15 * 60  # a fresh-clone `make test`, both backends and the browser test
+MAKE_TEST_BUDGET_S = 12 * 60  # a fresh-clone `make test` on 2 cores, both backends, browser, site and classroom
 
 
 def budget(path: str) -> int:
