@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers.instruments import plots
+
 
 def arrivals(count: int, *, per_tick: int = 1, start: int = 1) -> dict[int, list[int]]:
     """Order numbers (1..count) by the tick they arrive at: ``per_tick`` orders each tick from ``start``."""
@@ -115,22 +117,60 @@ class Series:
         ylabel: str = "",
         shade: Iterable[tuple[int, int]] = (),
         shade_label: str = "receiver down",
-        figsize: tuple[float, float] = (8, 3.2),
+        figsize: tuple[float, float] | None = None,
+        panels: bool | None = None,
     ) -> Any:
-        """A step plot of the series over ticks; ``shade`` marks windows (the outage). Closed before returned."""
-        import matplotlib.pyplot as plt
+        """A step plot of the series over ticks; ``shade`` marks windows (the outage). Closed before returned.
 
-        fig, ax = plt.subplots(figsize=figsize)
-        for i, (first, last) in enumerate(shade):
-            ax.axvspan(first - 0.5, last + 0.5, color="tab:red", alpha=0.12, label=shade_label if i == 0 else None)
-        for name in names if names is not None else self.data:
-            ax.step(self.ticks(name), self.values(name), where="mid", label=name, linewidth=2)
-        ax.set_xlabel("tick (logical time)")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
+        Every series it names can be seen (see :mod:`helpers.instruments.plots`): series that share a stretch of
+        values would cover each other in one panel, so they get a panel each (``panels=None`` decides;
+        ``panels=False`` refuses them), a series identical to an earlier one says "(same values as X)" in its
+        legend, each series has its own marker, and the legends stand beside the panels, out of the data.
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+
+        chosen = list(names) if names is not None else list(self.data)
+        missing = [n for n in chosen if not self.data.get(n)]
+        if not chosen or missing:
+            raise ValueError(f"nothing to draw for {missing or 'no series'}: name series that have values")
+        points = {n: list(zip(self.ticks(n), self.values(n), strict=True)) for n in chosen}
+        covering = plots.overlapping(points)
+        if panels is None:
+            panels = bool(covering)
+        elif not panels and covering:
+            pairs = ", ".join(f"{a!r} and {b!r}" for a, b in covering)
+            raise ValueError(f"{pairs} share values and would cover each other in one panel: use panels=True")
+        same = plots.identical(points)
+        rows = len(chosen) if panels else 1
+        size = figsize or ((8, 3.2) if rows == 1 else (10, 1.0 + 1.5 * rows))
+        counts = all(float(y).is_integer() for pts in points.values() for _, y in pts)
+        fig, grid = plt.subplots(rows, 1, figsize=size, sharex=True, sharey=True, squeeze=False)
+        axes = [row[0] for row in grid]
+        for k, ax in enumerate(axes):
+            for i, (first, last) in enumerate(shade):
+                label = shade_label if i == 0 and k == 0 else None
+                ax.axvspan(first - 0.5, last + 0.5, color="tab:red", alpha=0.12, label=label)
+        for i, name in enumerate(chosen):
+            label = f"{name} ({plots.SAME} {same[name]})" if name in same else name
+            ax = axes[i] if panels else axes[0]
+            xs, ys = zip(*points[name], strict=True)
+            ax.step(xs, ys, where="mid", label=label, linewidth=2, color=f"C{i}",
+                    marker=plots.MARKERS[i % len(plots.MARKERS)], markersize=4)  # fmt: skip
+        for ax in axes:
+            ax.grid(alpha=0.3)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if counts:
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            plots.legend_beside(ax)
+        if panels and rows > 1:
+            fig.supylabel(ylabel)
+        else:
+            axes[0].set_ylabel(ylabel)
+        axes[-1].set_xlabel("tick (logical time)")
         if title:
-            ax.set_title(title)
-        ax.legend(loc="upper right", frameon=False)
+            axes[0].set_title(title)
         fig.tight_layout()
+        plots.check(fig)
         plt.close(fig)
         return fig

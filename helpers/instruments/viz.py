@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from helpers.instruments import plots
+
 MERMAID_MIME = "text/vnd.mermaid"
 
 #: Mermaid styles for what a diagram highlights: the path taken, and where it failed.
@@ -413,6 +415,7 @@ def timeline(
     if kinds:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
+    plots.check(fig)  # two kinds of step at one place would hide each other
     plt.close(fig)
     return fig
 
