@@ -304,8 +304,7 @@ def run_style(
 
     def step(tick: int) -> None:
         nonlocal errors, expected
-        if schedule.is_up(tick) != receiver.up:
-            receiver.start() if schedule.is_up(tick) else receiver.stop()
+        schedule.follow(receiver, tick)
         gate.at(tick)
         for order in by_tick.get(tick, []):
             if not sender.send(order):

@@ -63,6 +63,14 @@ class Schedule:
     def down_ticks(self) -> int:
         return sum(last - first + 1 for first, last in self.down)
 
+    def follow(self, receiver: Any, tick: int) -> None:
+        """Stop or start ``receiver`` (anything with ``up``, ``start()``, ``stop()``) so it is up exactly when the
+        schedule says it is at ``tick``."""
+        if self.is_up(tick) and not receiver.up:
+            receiver.start()
+        elif not self.is_up(tick) and receiver.up:
+            receiver.stop()
+
 
 def run(step: Callable[[int], None], *, until: Callable[[int], bool], max_ticks: int = 1000, start: int = 1) -> int:
     """Call ``step(tick)`` for tick = start, start+1, ... until ``until(tick)`` is true after a step.

@@ -77,3 +77,23 @@ def test_series_keeps_values_in_tick_order() -> None:
     assert frame.loc[1, "errors"] == 0 and frame.loc[2, "errors"] == 1
     fig = series.plot(shade=[(2, 2)], title="t")
     assert len(fig.axes) == 1
+
+
+def test_a_receiver_follows_the_schedule() -> None:
+    class Switch:
+        up = True
+
+        def start(self) -> None:
+            assert not self.up, "started twice"
+            self.up = True
+
+        def stop(self) -> None:
+            assert self.up, "stopped twice"
+            self.up = False
+
+    switch, schedule, seen = Switch(), ticks.Schedule(down=((2, 3),)), []
+    for tick in range(1, 5):
+        schedule.follow(switch, tick)
+        schedule.follow(switch, tick)  # idempotent within a tick
+        seen.append(switch.up)
+    assert seen == [True, False, False, True]
