@@ -9,10 +9,18 @@ A :class:`Worker` is the payments side of the three asynchronous models: each ti
 messages (its own rate) and charges them through the payments HTTP API. :func:`run_style` drives one model through
 a :class:`~.ticks.Schedule` (receiver down, receiver throttled) and measures what the comparison needs. The
 numbers (capacities, windows, retry counts) are the demo's choices, not AWS's.
+
+Around them, what notebook 02 runs beside its lessons: :class:`Models` builds each model with its own instrumented
+clients (so its calls per order are measured) and names the resources it needs; :func:`flood` runs the multi-tenant
+fairness test; :func:`compete` runs several workers on one queue (competing consumers); :func:`changed_lines`
+measures a change in code. A bus event is the talk's envelope (``detail.data["order-id"]``), as everywhere.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
 import json
 import threading
 import time
@@ -21,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from helpers.aws import capabilities as caps
+from helpers.aws.resources import Resources, Target
+from helpers.chapters.coupling import order_created
 from helpers.instruments import ticks
 from helpers.instruments.trace import Trace
 from helpers.services.messaging import CallResult, Receiver, delete, post_charge, put_orders, queue_depth, receive
@@ -106,15 +116,19 @@ class SyncSender:
         if attempts < 1:
             raise ValueError(f"attempts={attempts}: a sender makes at least one attempt")
         self.url, self.attempts, self.trace = url, attempts, trace
-        self.calls = self.refused = self.retries = self.answers = 0
+        self.calls = self.refused = self.retries = self.answers = self.outcomes = 0
+        self.charged: list[str] = []
 
     def send(self, order: Order) -> bool:
+        """One order: True when charged. Either way the sender learns the outcome within the call."""
+        self.outcomes += 1
         for attempt in range(1, self.attempts + 1):
             self.retries += attempt > 1
             result: CallResult = _traced_post(self.trace, "sender", self.url, order)
             self.calls += 1
             if result.ok:
                 self.answers += 1
+                self.charged.append(order.id)
                 return True
             self.refused += 1
         return False
@@ -159,7 +173,21 @@ class BusSender:
         self.events, self.bus, self.source = events, bus, source
 
     def send(self, order: Order) -> bool:
-        return put_orders(self.events, self.bus, [order.body()], source=self.source) == 0
+        return put_orders(self.events, self.bus, [event_detail(order)], source=self.source) == 0
+
+
+def event_detail(order: Order) -> dict[str, Any]:
+    """An order as an ``OrderCreated`` event's detail, in the talk's envelope (``data["order-id"]``)."""
+    return order_created(order.id, tenant=order.tenant, amount=order.amount, tick=order.tick)
+
+
+def charge_of(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The charge a message asks for: a queue carries the JSON body of ``POST /charges`` (``orderId``), a bus the
+    EventBridge envelope (``detail.data["order-id"]``)."""
+    if "detail" in body:
+        data = body["detail"]["data"]
+        return {"orderId": data["order-id"], "amount": data["amount"]}
+    return {"orderId": body["orderId"], "amount": body["amount"]}
 
 
 def _traced_post(trace: Trace | None, actor: str, url: str, order: Order | Mapping[str, Any]) -> CallResult:
@@ -211,8 +239,7 @@ class Worker:
         """Charge what :meth:`take` received, delete what was charged; returns how many were deleted."""
         done = []
         for message in messages:
-            body = json.loads(message["Body"])
-            order = body.get("detail", body)  # a bus delivers the EventBridge envelope
+            order = charge_of(json.loads(message["Body"]))
             self.http_calls += 1
             if _traced_post(self.trace, "worker", self.api_url, order).ok:
                 self.handled[order["orderId"]] = tick
@@ -251,6 +278,8 @@ class Run:
     answers: int
     backlog: ticks.Series
     last_tick: int
+    outcomes: int = 0
+    waits: dict[str, int] = field(default_factory=dict)
 
     @property
     def lost(self) -> int:
@@ -270,6 +299,11 @@ class Run:
     @property
     def calls_per_order(self) -> float:
         return (self.http_calls + self.aws_calls) / self.orders if self.orders else 0.0
+
+    @property
+    def longest_wait(self) -> int | None:
+        """The most ticks an order waited between being placed and being charged (None: nothing was charged)."""
+        return max(self.waits.values(), default=None)
 
 
 def run_style(
@@ -324,6 +358,11 @@ def run_style(
         receiver.start()
     charged = len(worker.handled) if worker is not None else getattr(sender, "answers", 0)
     http = worker.http_calls if worker is not None else getattr(sender, "calls", 0)
+    placed = {order.id: order.tick for order in orders}
+    if worker is not None:
+        waits = {oid: tick - placed[oid] for oid, tick in worker.handled.items() if oid in placed}
+    else:  # a synchronous call charges within the call, at the tick the order is placed
+        waits = {oid: 0 for oid in getattr(sender, "charged", []) if oid in placed}
     return Run(
         style=sender.style,
         orders=len(orders),
@@ -335,6 +374,8 @@ def run_style(
         answers=getattr(sender, "answers", 0),
         backlog=series,
         last_tick=last,
+        outcomes=getattr(sender, "outcomes", 0),
+        waits=waits,
     )
 
 
@@ -357,3 +398,174 @@ def redrive(sqs: Any, dlq: Any, source: Any, *, supported: bool) -> str:
             sqs.send_message(QueueUrl=source.url, MessageBody=message["Body"])
         delete(sqs, dlq.url, got)
     return "receive, send, delete"
+
+
+# -- what notebook 02 runs beside its lessons -------------------------------------------------------------------------
+STYLES = ("sync", "queue", "router", "bus")
+
+
+@dataclass
+class Model:
+    """One model, built for one run: its sender, its worker (None for sync), the trace that counts its SQS and
+    EventBridge calls, and the resources it needs as ``(kind, name)`` in the form of ``Resources.inventory()``."""
+
+    style: str
+    sender: Any
+    worker: Worker | None
+    calls: Trace
+    needs: list[tuple[str, str]]
+
+
+class Models:
+    """The four models over one payments receiver, each built with boto3 clients of its own.
+
+    ``client(service, **config)`` makes a fresh client (``wb.client``). A model's sender and worker clients are
+    instrumented into the model's :class:`Trace`, so ``calls.count(kind="call")`` is what the model cost in SQS
+    and EventBridge calls; the backlog is read with a client of its own (``watch``), so measuring costs nothing.
+    Runs reuse a style's queue (each run ends with it empty). The worker polls once per tick and takes at most
+    ``worker_capacity`` messages, by default the receiver's capacity: that rate is this helper's configuration,
+    not something a queue does by itself.
+    """
+
+    def __init__(
+        self,
+        resources: Resources,
+        client: Callable[..., Any],
+        receiver: Receiver,
+        *,
+        bus: str = "orders",
+        source: str = "com.orders.styles",
+    ) -> None:
+        self.resources, self.client, self.receiver = resources, client, receiver
+        self.bus, self.source = bus, source
+        self.watch = client("sqs")
+
+    def build(self, style: str, run: str, capacity: int, *, http_too: bool = False) -> Model:
+        """The sender, worker and call counter of ``style`` for ``run``; ``http_too`` also records the HTTP calls
+        to payments in the same trace (for diagrams)."""
+        if style not in STYLES:
+            raise ValueError(f"style={style!r}: one of {', '.join(STYLES)}")
+        calls = Trace(f"{style}-{run}")
+        http = calls if http_too else None
+        sender_sqs, sender_events, worker_sqs = (self.client(s, connect_timeout=2) for s in ("sqs", "events", "sqs"))
+        for client, actor in ((sender_sqs, "sender"), (sender_events, "sender"), (worker_sqs, "worker")):
+            calls.instrument(client, actor)
+        if style == "sync":
+            return Model(style, SyncSender(self.receiver.url, attempts=3, trace=http), None, calls, [])
+        queue = self.resources.ensure_queue(style)
+        needs = [("sqs", queue.name)]
+        sender: QueueSender | RouterSender | BusSender
+        if style == "queue":
+            sender = QueueSender(sender_sqs, queue.url)
+        elif style == "router":
+            sender = RouterSender(sender_sqs, {"payments": queue.url}, route=lambda order: ["payments"])
+        else:
+            bus = self.resources.ensure_bus(self.bus)
+            target = [Target("payments", queue.arn)]
+            rule = self.resources.ensure_rule("payments", bus=bus, pattern={"source": [self.source]}, targets=target)
+            self.resources.allow_send_from(queue, rule, "events.amazonaws.com")
+            sender = BusSender(sender_events, bus, source=self.source)
+            needs = [("events:bus", bus.rsplit("/", 1)[-1]), ("events:rule", self.resources.name("payments")), *needs]
+        worker = Worker(worker_sqs, queue.url, self.receiver.url, capacity=capacity, trace=http)
+        return Model(style, sender, worker, calls, needs)
+
+    def run(
+        self,
+        run: str,
+        schedule: ticks.Schedule,
+        traffic: Mapping[str, Any],
+        *,
+        styles: Iterable[str] = STYLES,
+        worker_capacity: int | None = None,
+    ) -> dict[str, Run]:
+        """Each style through ``schedule`` with the orders ``steady(**traffic)`` makes; results by style."""
+        capacity = worker_capacity if worker_capacity is not None else schedule.capacity
+        if capacity is None:
+            raise ValueError("the schedule sets no capacity: give worker_capacity, the messages a worker takes")
+        results: dict[str, Run] = {}
+        for style in styles:
+            model = self.build(style, run, capacity)
+            orders = steady(**traffic, batch=f"{run}-{style}")
+            results[style] = run_style(model.sender, orders, receiver=self.receiver, schedule=schedule,
+                                       worker=model.worker, watch=self.watch,
+                                       aws_calls=functools.partial(model.calls.count, kind="call"))  # fmt: skip
+            model.calls.uninstrument()
+        return results
+
+
+def flood(
+    resources: Resources,
+    sqs: Any,
+    receiver: Receiver,
+    name: str,
+    *,
+    fifo: bool,
+    noisy: int = 18,
+    quiet: int = 3,
+    workers: int = 2,
+    capacity: int = 3,
+) -> dict[str, Any]:
+    """Tenant A sends ``noisy`` orders at once, tenant B ``quiet`` just after; ``workers`` workers side by side take
+    ``capacity`` each per tick. On a FIFO queue each tenant is a message group. The receiver takes every call (no
+    per-tick limit). Returns the tick each tenant's last order was charged."""
+    receiver.api.faults = TickGate(None)
+    queue = resources.ensure_queue(name, fifo=fifo, content_based_dedup=fifo)
+    sender = QueueSender(sqs, queue.url)
+    for order in [*steady(noisy, per_tick=noisy, tenants=["A"], batch=name),
+                  *steady(quiet, per_tick=quiet, tenants=["B"], batch=name)]:  # fmt: skip
+        sender.send(order)
+    crew = [Worker(sqs, queue.url, receiver.url, capacity=capacity) for _ in range(workers)]
+    ticks.run(lambda tick: step_together(crew, tick), until=lambda tick: queue_depth(sqs, queue.url) == 0,
+              max_ticks=100)  # fmt: skip
+    handled = {oid: tick for w in crew for oid, tick in w.handled.items()}
+    last = {t: max(tick for oid, tick in handled.items() if f"-{t}-" in oid) for t in "AB"}
+    return {"queue": "FIFO, group per tenant" if fifo else "standard", "orders": len(handled),
+            "B's last order (tick)": last["B"], "A's last order (tick)": last["A"]}  # fmt: skip
+
+
+@dataclass
+class Competition:
+    """Several workers on one queue: the orders each charged, the ``POST /charges`` each made, ticks taken."""
+
+    taken: list[set[str]]
+    posts: list[int]
+    ticks: int
+
+    @property
+    def per_worker(self) -> list[int]:
+        return [len(t) for t in self.taken]
+
+    @property
+    def shared(self) -> set[str]:
+        """Orders that more than one worker charged (a message that reached two consumers)."""
+        seen: set[str] = set()
+        twice: set[str] = set()
+        for taken in self.taken:
+            twice |= seen & taken
+            seen |= taken
+        return twice
+
+
+def compete(sqs: Any, url: str, receiver: Receiver, orders: list[Order], *, workers: int, capacity: int) -> Competition:
+    """Competing consumers: send ``orders`` to one queue, then run ``workers`` workers side by side (all receive
+    before any deletes, as concurrent consumers would) until the queue is empty. The receiver takes every call."""
+    if workers < 1:
+        raise ValueError(f"workers={workers}: at least one worker")
+    receiver.api.faults = TickGate(None)
+    sender = QueueSender(sqs, url)
+    for order in orders:
+        sender.send(order)
+    crew = [Worker(sqs, url, receiver.url, capacity=capacity) for _ in range(workers)]
+    last = ticks.run(lambda tick: step_together(crew, tick), until=lambda tick: queue_depth(sqs, url) == 0,
+                     max_ticks=100)  # fmt: skip
+    return Competition([set(w.handled) for w in crew], [w.http_calls for w in crew], last)
+
+
+def changed_lines(old: Callable[..., Any] | str, new: Callable[..., Any] | str) -> int:
+    """Lines added or removed between two versions of some code: source text, or two functions (their ``def``
+    lines aside, so a renamed version counts only what its body changed)."""
+
+    def body(code: Callable[..., Any] | str) -> list[str]:
+        return code.splitlines() if isinstance(code, str) else inspect.getsource(code).split("\n", 1)[1].splitlines()
+
+    return sum(1 for line in difflib.ndiff(body(old), body(new)) if line.startswith(("+ ", "- ")))

@@ -72,7 +72,7 @@ class Schedule:
             receiver.stop()
 
 
-def run(step: Callable[[int], None], *, until: Callable[[int], bool], max_ticks: int = 1000, start: int = 1) -> int:
+def run(step: Callable[[int], object], *, until: Callable[[int], bool], max_ticks: int = 1000, start: int = 1) -> int:
     """Call ``step(tick)`` for tick = start, start+1, ... until ``until(tick)`` is true after a step.
 
     Returns the last tick run. Raises RuntimeError when ``max_ticks`` pass first (a consumer slower than the

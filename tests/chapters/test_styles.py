@@ -116,3 +116,87 @@ def test_poison_goes_to_the_dlq_and_redrive_by_hand_brings_it_back(backend, reso
     assert (worker.failures, queue_depth(sqs, queue.url), queue_depth(sqs, dlq.url)) == (2, 0, 1)
     assert styles.redrive(sqs, dlq, queue, supported=False) == "receive, send, delete"
     assert (queue_depth(sqs, queue.url), queue_depth(sqs, dlq.url)) == (1, 0)
+
+
+# -- what notebook 02 runs beside its lessons -------------------------------------------------------------------------
+def test_a_bus_event_is_the_talks_envelope_and_the_worker_reads_both_shapes() -> None:
+    order = styles.Order(2, "B", 7.5, 3, "e")
+    detail = styles.event_detail(order)
+    assert detail == {"metadata": {}, "data": {"order-id": "e-B-002", "tenant": "B", "amount": 7.5, "tick": 3}}
+    assert styles.charge_of({"detail": detail}) == styles.charge_of(order.body()) == {"orderId": "e-B-002",
+                                                                                      "amount": 7.5}  # fmt: skip
+
+
+def test_sync_tells_every_outcome_and_waits_nothing(receiver: Receiver) -> None:
+    run = styles.run_style(
+        styles.SyncSender(receiver.url, attempts=1), styles.steady(4, per_tick=2, batch="o"), receiver=receiver,
+        schedule=ticks.Schedule(down=((2, 2),)),
+    )  # fmt: skip
+    assert (run.outcomes, run.answers, run.client_errors) == (4, 2, 2)
+    assert run.waits == {"o-A-001": 0, "o-B-001": 0} and run.longest_wait == 0
+
+
+def test_models_build_each_style_with_the_resources_it_needs(backend, resources, receiver) -> None:  # type: ignore[no-untyped-def]
+    models = styles.Models(resources, backend.client, receiver)
+    built = {s: models.build(s, "t", 2) for s in styles.STYLES}
+    found = set(resources.inventory())
+    assert {s: len(m.needs) for s, m in built.items()} == {"sync": 0, "queue": 1, "router": 1, "bus": 3}
+    assert all(set(m.needs) <= found for m in built.values()) and built["sync"].worker is None
+    for model in built.values():
+        model.calls.uninstrument()
+    with pytest.raises(ValueError, match="one of sync"):
+        models.build("carrier pigeon", "t", 2)
+    with pytest.raises(ValueError, match="give worker_capacity"):
+        models.run("t", ticks.Schedule(), {"count": 1, "per_tick": 1})
+
+
+def test_a_worker_above_the_receivers_rate_hears_429_and_loses_nothing(backend, resources, receiver) -> None:  # type: ignore[no-untyped-def]
+    models = styles.Models(resources, backend.client, receiver)
+    traffic = {"count": 6, "per_tick": 3}
+    paced = models.run("paced", ticks.Schedule(capacity=2), traffic, styles=["queue", "bus"])
+    eager = models.run("eager", ticks.Schedule(capacity=2), traffic, styles=["queue"], worker_capacity=3)["queue"]
+    assert all(r.lost == 0 and r.http_calls == r.charged == 6 for r in paced.values())
+    assert eager.lost == 0 and eager.http_calls - eager.charged > 0  # 429s, and the messages came back
+    assert paced["bus"].backlog.values("backlog") == paced["queue"].backlog.values("backlog")
+    assert paced["queue"].longest_wait == max(paced["queue"].waits.values()) >= 1
+
+
+def test_competing_consumers_each_message_to_one_worker(backend, resources, receiver) -> None:  # type: ignore[no-untyped-def]
+    sqs = backend.client("sqs")
+    queue = resources.ensure_queue("crew")
+    crew = styles.compete(sqs, queue.url, receiver, styles.steady(9, per_tick=9, batch="c"), workers=3, capacity=2)
+    assert crew.per_worker == [4, 3, 2]  # two ticks: 2 + 2 + 2, then 2 + 1 + 0
+    assert sum(crew.posts) == 9 and not crew.shared and crew.ticks == 2
+    with pytest.raises(ValueError, match="at least one worker"):
+        styles.compete(sqs, queue.url, receiver, [], workers=0, capacity=1)
+
+
+def test_without_a_visibility_timeout_consumers_share_messages(backend, resources, receiver) -> None:  # type: ignore[no-untyped-def]
+    """The wrong configuration: a received message stays visible, so every worker receives it and charges it."""
+    sqs = backend.client("sqs")
+    queue = resources.ensure_queue("leaky", visibility_timeout=0)
+    crew = styles.compete(sqs, queue.url, receiver, styles.steady(4, per_tick=4, batch="l"), workers=2, capacity=4)
+    assert crew.shared and sum(crew.posts) > 4
+
+
+def test_flood_a_fifo_group_per_tenant_protects_the_quiet_one(backend, resources, receiver) -> None:  # type: ignore[no-untyped-def]
+    sqs = backend.client("sqs")
+    std = styles.flood(resources, sqs, receiver, "fs", fifo=False, noisy=6, quiet=1, capacity=2)
+    fifo = styles.flood(resources, sqs, receiver, "ff", fifo=True, noisy=6, quiet=1, capacity=2)
+    assert std["orders"] == fifo["orders"] == 7
+    assert fifo["B's last order (tick)"] < std["B's last order (tick)"]
+    assert fifo["A's last order (tick)"] > std["A's last order (tick)"]
+
+
+def test_changed_lines_counts_a_body_not_its_name() -> None:
+    def before(x):  # type: ignore[no-untyped-def]
+        return [x]
+
+    def after(x):  # type: ignore[no-untyped-def]
+        out = [x]
+        out.append(x)
+        return out
+
+    assert styles.changed_lines(before, after) == 4
+    assert styles.changed_lines(before, before) == 0
+    assert styles.changed_lines("a\nb", "a\nc") == 2
