@@ -226,6 +226,7 @@ def check_double_charging_consumer(
     worker_ids = itertools.count(1)
     pending: list[tuple[str, dict[str, Any]]] = []
     effects_seen: Counter[tuple[str, str]] = Counter()
+    handled_by: dict[str, set[int]] = {}
     deadline = time.monotonic() + s.deadline_s
 
     def charged_now(case: str) -> bool:
@@ -304,9 +305,12 @@ def check_double_charging_consumer(
             for c, m in list(pending):
                 if c in PAIRS and c not in run.paired:
                     continue
-                free = idle()
+                # The producer's second copy goes to a worker that did not handle the first (any worker could).
+                free = [w for w in idle() if w.pid not in handled_by.get(c, set())] or (
+                    idle() if c not in handled_by or time.monotonic() > deadline - s.deadline_s / 2 else []
+                )
                 if not free:
-                    break
+                    continue
                 pending.remove((c, m))
                 dispatch(free[0], c, m, pair=False)
 
@@ -351,6 +355,7 @@ def check_double_charging_consumer(
                         sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=job.message["ReceiptHandle"])
                         run.finished[job.case] += 1
                         if job.case == "sent_again" and run.sent["sent_again"] == 1:
+                            handled_by["sent_again"] = {child.pid}
                             send("sent_again")  # the producer's retry, after the first copy was handled
                     else:
                         run.errors.append(body["error"])
