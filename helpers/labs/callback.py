@@ -38,6 +38,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from helpers.labs.processes import call_bounded
 from helpers.labs.report import Report
 
 LAB = "Lab 02 · the callback that waits forever"
@@ -152,7 +153,7 @@ def check_callback(
     table = resources.ensure_table("orders", partition_key="order_id")
     ddb, sfn = wb.client("dynamodb"), wb.client("stepfunctions")
     try:
-        definition = make_definition(queue.url, table)
+        definition = call_bounded(make_definition, queue.url, table, timeout=10, what="payment_workflow")
         arn = resources.ensure_state_machine(f"payment-r{run}", definition)
     except Exception as exc:
         report.expect(

@@ -36,6 +36,7 @@ from botocore.exceptions import ClientError
 
 from helpers.aws.resources import Target
 from helpers.labs.fresh import Call, RebuildFailed, call_in_fresh_interpreter
+from helpers.labs.processes import LearnerTimeout, call_bounded
 from helpers.labs.report import Report, plural
 
 LAB = "Lab 05 · keys that survive the pipeline"
@@ -58,8 +59,9 @@ SAME_ORDER = (7, 8)
 class PipelineScenario:
     retry_later_s: float = 3.0  # the retried PutEvents carries a time this much later
     deadline_s: float = 20.0  # every message must be finished within this
-    fresh_timeout_s: float = 20.0  # a fresh interpreter must answer within this
+    fresh_timeout_s: float = 10.0  # a fresh interpreter must answer within this (it takes about 1 s)
     max_errors: int = 20
+    call_timeout_s: float = 5.0  # consumer_key and execution_name must return within this
 
 
 def _diagnose_key(consumer_key: Callable[[dict[str, Any]], Any], event: dict[str, Any]) -> str:
@@ -73,7 +75,8 @@ def _diagnose_key(consumer_key: Callable[[dict[str, Any]], Any], event: dict[str
         ("time", "2030-01-01T00:00:00Z", "the key changes with the event's time, and a retried PutEvents is later"),
     ):
         with contextlib.suppress(Exception):
-            if str(consumer_key({**event, field: value})) != str(consumer_key(event)):
+            changed = call_bounded(consumer_key, {**event, field: value}, timeout=5, what="consumer_key")
+            if str(changed) != str(call_bounded(consumer_key, event, timeout=5, what="consumer_key")):
                 return why
     return "the key differs between copies of one client request"
 
@@ -173,8 +176,8 @@ def check_pipeline_keys(
 
     def in_process(text: str) -> tuple[str, str]:
         if text not in here:
-            key = str(consumer_key(json.loads(text)))
-            here[text] = (key, str(execution_name(key)))
+            key = str(call_bounded(consumer_key, json.loads(text), timeout=s.call_timeout_s, what="consumer_key"))
+            here[text] = (key, str(call_bounded(execution_name, key, timeout=s.call_timeout_s, what="execution_name")))
         return here[text]
 
     def handle(message: dict[str, Any]) -> bool:
@@ -211,7 +214,8 @@ def check_pipeline_keys(
 
     pending = list(first)
     deadline = time.monotonic() + s.deadline_s
-    while done < expected and time.monotonic() < deadline and len(errors) < s.max_errors:
+    hung: list[str] = []
+    while done < expected and time.monotonic() < deadline and len(errors) < s.max_errors and not hung:
         if not pending:
             pending = sqs.receive_message(QueueUrl=queue.url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
                 "Messages", []
@@ -220,6 +224,11 @@ def check_pipeline_keys(
             message = pending.pop(0)
             try:
                 finished = handle(message)
+            except LearnerTimeout as exc:  # the learner's function hangs: stop feeding it
+                errors.append(str(exc))
+                hung.append(str(exc))
+                pending.clear()
+                break
             except Exception as exc:  # the learner's bug: the message comes back
                 errors.append(f"{type(exc).__name__}: {exc}")
                 finished = False
@@ -242,14 +251,24 @@ def check_pipeline_keys(
     with contextlib.suppress(Exception):
         sqs.delete_queue(QueueUrl=queue.url)
 
+    def known(text: str) -> tuple[str, str] | None:
+        """The key and name computed here, or None when the functions raise or hang on this event."""
+        if hung:
+            return here.get(text)
+        try:
+            return in_process(text)
+        except LearnerTimeout as exc:
+            hung.append(str(exc))
+        except Exception:
+            return None  # a learner's error: reported under "every client request"
+        return None
+
     # 1. the key, across the copies of one client request (in this process)
     texts_of = {n: [t for t, m in bodies.items() if m == n] for n in client_keys}
-    unstable = []
-    for n, texts in texts_of.items():
-        with contextlib.suppress(Exception):
-            if len({in_process(t)[0] for t in texts}) > 1:
-                unstable.append(n)
-    why = _diagnose_key(consumer_key, json.loads(texts_of[unstable[0]][0])) if unstable else ""
+    unstable = [n for n, texts in texts_of.items() if len({k[0] for t in texts if (k := known(t))}) > 1]
+    why = "the key differs between copies of one client request"
+    if unstable and not hung:
+        why = _diagnose_key(consumer_key, json.loads(texts_of[unstable[0]][0]))
     report.expect(
         "the consumer's key is the same for every copy of a client request",
         not unstable,
@@ -261,8 +280,9 @@ def check_pipeline_keys(
         key="stable_key",
     )
     # 2. the key and the name, across processes
-    differ_key = [t for t in bodies if fresh[0] and any(f[t][0] != in_process(t)[0] for f in fresh)]
-    differ_name = [t for t in bodies if fresh[0] and any(f[t][1] != in_process(t)[1] for f in fresh)]
+    computed = {t: k for t in bodies if (k := known(t))}
+    differ_key = [t for t, k in computed.items() if fresh[0] and any(f[t][0] != k[0] for f in fresh)]
+    differ_name = [t for t, k in computed.items() if fresh[0] and any(f[t][1] != k[1] for f in fresh)]
     if rebuild_error:
         observed = rebuild_error
         hint = (
@@ -289,9 +309,15 @@ def check_pipeline_keys(
         key="same_in_any_process",
     )
     # 3. the name, from the key
-    twice = []
+    twice: list[str] = []
     with contextlib.suppress(Exception):
-        twice = [k for k in names_by_key if str(execution_name(k)) != str(execution_name(k))]
+        if not hung:
+            twice = [
+                k
+                for k in names_by_key
+                if str(call_bounded(execution_name, k, timeout=s.call_timeout_s, what="execution_name"))
+                != str(call_bounded(execution_name, k, timeout=s.call_timeout_s, what="execution_name"))
+            ]
     report.expect(
         "the execution name is derived from the key: same key, same name, one Step Functions accepts",
         not twice and not bad_names,
@@ -331,7 +357,9 @@ def check_pipeline_keys(
         not lost and not errors,
         observed=f"{plural(len(lost), 'request')} without an execution"
         + (f"; {plural(len(errors), 'error')}, first: {errors[0][:80]}" if errors else ""),
-        hint="different client requests need different keys and names, and consumer_key must not raise",
+        hint=f"{hung[0]}: a key function computes, it does not wait (no network, no lock, no sleep)"
+        if hung
+        else "different client requests need different keys and names, and consumer_key must not raise",
         key="every_request",
     )
     return report.verdict()

@@ -53,6 +53,35 @@ class ProcessesUnavailable(RuntimeError):
     """This platform cannot fork: the check cannot run its workers as processes."""
 
 
+class LearnerTimeout(TimeoutError):
+    """The learner's function did not return in time (it may still be running, in a thread the check gave up on)."""
+
+
+def call_bounded(fn: Callable[..., Any], *args: Any, timeout: float, what: str) -> Any:
+    """``fn(*args)`` in the notebook's process, given up on after ``timeout`` seconds with :class:`LearnerTimeout`.
+
+    For learner functions a check calls in its own process (a pattern factory, a key function). A thread cannot be
+    killed: one that hangs is left behind as a daemon, doing nothing the check waits for; the check goes on and
+    reports the timeout. (Code that runs in a child process is killed with it instead.)
+    """
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = fn(*args)
+        except BaseException as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"lab-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise LearnerTimeout(f"{what} did not return within {timeout:g} s")
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
 # -- what the gate sees -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AwsCall:
