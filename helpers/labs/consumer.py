@@ -107,7 +107,7 @@ class _Gate:
     def before(self, call: AwsCall) -> None:
         if self.job is None:
             return  # make_consumer's own calls (creating a table) are not part of any message
-        if call.writes and not self.passed_barrier:
+        if call.writes_a_store and not self.passed_barrier:
             self.passed_barrier = True
             self.channel.ask("first-write", self.job["id"], timeout=self.barrier_s + 2)
         orders = call.strings_for(self.table, "order_id")

@@ -101,7 +101,7 @@ class _Gate:
 
     def before(self, call: AwsCall) -> None:
         request = getattr(self.local, "request", "")
-        if call.writes and request.startswith("burst") and not getattr(self.local, "passed", True):
+        if call.writes_a_store and request.startswith("burst") and not getattr(self.local, "passed", True):
             self.local.passed = True
             self.channel.ask("first-write", request, timeout=self.wait_s + 2)
 

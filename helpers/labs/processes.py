@@ -17,8 +17,8 @@ Hygiene in the child, done before the learner's code runs:
 - its output is captured (a child must not write to the notebook's streams) and sent to the parent with each answer;
 - the ledger's charge-id counter starts at a random point of its own, so two children never make the same id;
 - every AWS call goes through a :class:`Gate` the check installs: it sees the call before and after it is made, may
-  hold it (a barrier that forces two workers' reads before either one's writes) and may end the process at once
-  (``os._exit``: a crash that no ``except`` can swallow).
+  hold it (a barrier that forces two workers' reads before either one's writes to a store) and may end the process
+  at once (``os._exit``: a crash that no ``except`` can swallow).
 
 The parent talks to each child over a pipe (:class:`Child` and :class:`Channel`); every wait on either side is
 bounded, and the parent kills and reaps every child it started, also when the learner's code raises or hangs.
@@ -47,6 +47,8 @@ from typing import Any, Protocol
 CRASH_EXIT = 86
 #: Operations that only read; every other AWS operation counts as a write.
 READ_PREFIXES = ("Get", "Describe", "List", "Query", "Scan", "BatchGet", "TransactGet", "Receive", "Head")
+#: Services whose writes change what a later read sees: a record of the learner's, or the charge itself.
+STORES = ("dynamodb", "s3")
 
 
 class ProcessesUnavailable(RuntimeError):
@@ -94,6 +96,12 @@ class AwsCall:
     @property
     def writes(self) -> bool:
         return not self.operation.startswith(READ_PREFIXES)
+
+    @property
+    def writes_a_store(self) -> bool:
+        """A write to a data store (DynamoDB, S3): what a barrier "reads before writes" holds back. An SQS call
+        (changing a message's visibility, sending one) changes no record a duplicate could read."""
+        return self.writes and self.service in STORES
 
     @property
     def conditional(self) -> bool:

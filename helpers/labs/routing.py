@@ -6,7 +6,8 @@ queue received the event", nothing else. The learner sees a table of seven event
 learner was not shown, each aimed at one way a pattern can be right on the visible seven and wrong in general:
 
 - another currency (``anything-but`` on the currency lets it in), currencies that start like AU or NZ (``prefix``);
-- prices of 99.995 (``[">", 99.99]`` lets it in), 100.5 and 1000 (a list of the prices seen misses them);
+- prices of 99.995 and 99.999999 (``[">", 99.99]`` lets them in), 100.5, 1000 and 25000 (a list of the prices
+  seen misses them, an upper bound the big ones);
 - an ``OrderCreated`` from another source (a pattern without ``source`` takes it), an ``OrderCancelled``;
 - an order without a price, and one without a currency (a rule must not depend on a field it is not about).
 
@@ -101,6 +102,13 @@ HELD_OUT: dict[str, RoutingEvent] = {
         description="an OrderCreated of 99.995",
         if_extra="99.995 is under 100 and got in: " + _RANGE + " ('> 99.99' is not the same)",
     ),
+    "h-gb-99.999999": RoutingEvent(
+        "OrderCreated",
+        "GB",
+        99.999999,
+        description="an OrderCreated of 99.999999",
+        if_extra="a price just under 100 got in: " + _RANGE,
+    ),
     "h-nz-100.5": RoutingEvent(
         "OrderCreated",
         "NZ",
@@ -119,6 +127,13 @@ HELD_OUT: dict[str, RoutingEvent] = {
         1000,
         description="an OrderCreated of 1000 in GB",
         if_missing="a big order you were not shown was missed: " + _RANGE + ", with no upper bound",
+    ),
+    "h-us-25000": RoutingEvent(
+        "OrderCreated",
+        "US",
+        25000,
+        description="an OrderCreated of 25000 in US",
+        if_missing="a very big order was missed: " + _RANGE + ", with no upper bound",
     ),
     "h-partner-150": RoutingEvent(
         "OrderCreated",
@@ -154,7 +169,7 @@ ROUTING_EXPECTED: dict[str, list[str]] = {
 }
 HELD_OUT_EXPECTED: dict[str, list[str]] = {
     "au-nz": ["h-nz-100.5", "h-au-no-price"],
-    "big-orders": ["h-nz-100.5", "h-gb-1000", "h-no-currency-500"],
+    "big-orders": ["h-nz-100.5", "h-gb-1000", "h-us-25000", "h-no-currency-500"],
 }
 _FALLBACK = {
     "au-nz": "au-nz takes every OrderCreated from com.orders in AU or NZ, and nothing else",
