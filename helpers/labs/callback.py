@@ -38,8 +38,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from helpers.aws.resources import Resources
 from helpers.labs.processes import call_bounded
 from helpers.labs.report import Report
+from helpers.labs.scratch import scratch
 
 LAB = "Lab 02 · the callback that waits forever"
 BEHAVIOURS = ("dead", "silent", "slow", "stuck", "declines")
@@ -145,10 +147,19 @@ def check_callback(
     ``sqs:sendMessage.waitForTaskToken`` task whose message carries ``orderId``, ``amount`` and ``taskToken``, and
     which writes the order's ``status`` (``PAID`` / ``CANCELLED``) to the orders table.
     """
+    with scratch(wb) as resources:
+        return _check_callback(wb, resources, make_definition, scenario)
+
+
+def _check_callback(
+    wb: Any,
+    resources: Resources,
+    make_definition: Callable[[str, str], dict[str, Any]],
+    scenario: CallbackScenario | None,
+) -> Report:
     s = scenario or CallbackScenario()
     report = Report(LAB)
     run = next(_runs)
-    resources = wb.resources
     queue = resources.ensure_queue(f"payment-requests-r{run}")
     table = resources.ensure_table("orders", partition_key="order_id")
     ddb, sfn = wb.client("dynamodb"), wb.client("stepfunctions")

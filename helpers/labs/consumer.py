@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpers.aws.resources import Resources
 from helpers.instruments.ledger import Ledger
 from helpers.labs.processes import (
     CRASH_EXIT,
@@ -54,6 +55,7 @@ from helpers.labs.processes import (
     start,
 )
 from helpers.labs.report import Report, plural
+from helpers.labs.scratch import scratch
 
 Consumer = Callable[[dict[str, Any]], Any]
 LAB = "Lab 03 · the double-charging consumer"
@@ -200,11 +202,22 @@ def check_double_charging_consumer(
     ``make_consumer(worker)`` is called once in each worker process and returns ``handle(message)`` for one SQS
     message; returning means "done, delete it", raising means "not done, let it come back".
     """
+    with scratch(wb) as resources:
+        return _check_consumer(wb, resources, ledger, make_consumer, scenario)
+
+
+def _check_consumer(
+    wb: Any,
+    resources: Resources,
+    ledger: Ledger,
+    make_consumer: Callable[[str], Consumer],
+    scenario: ConsumerScenario | None,
+) -> Report:
     s = scenario or ConsumerScenario()
     report = Report(LAB)
     run_n = next(_runs)
     sqs = wb.client("sqs")
-    queue = wb.resources.ensure_queue(f"orders-r{run_n}", visibility_timeout=30)
+    queue = resources.ensure_queue(f"orders-r{run_n}", visibility_timeout=30)
     ledger.clear()
     tag = uuid.uuid4().hex[:6]
     run = _Run(s, {case: f"r{run_n}{tag}-{case.replace('_', '-')}" for case in CASES})
@@ -380,8 +393,6 @@ def check_double_charging_consumer(
                     finish(job)
                     replace(job.child)
 
-    with contextlib.suppress(Exception):
-        sqs.delete_queue(QueueUrl=queue.url)
     for line in run.output:
         print(line)
     return _verdict(report, run, ledger)

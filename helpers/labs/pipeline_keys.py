@@ -34,10 +34,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from helpers.aws.resources import Target
+from helpers.aws.resources import Resources, Target
 from helpers.labs.fresh import Call, RebuildFailed, call_in_fresh_interpreter
 from helpers.labs.processes import LearnerTimeout, call_bounded
 from helpers.labs.report import Report, plural
+from helpers.labs.scratch import scratch
 
 LAB = "Lab 05 · keys that survive the pipeline"
 _runs = itertools.count(1)
@@ -89,13 +90,23 @@ def check_pipeline_keys(
 ) -> Report:
     """Lab 05: one workflow execution per client request, with every duplication source of the path on and the
     consumer's functions run in fresh processes too."""
+    with scratch(wb) as resources:
+        return _check_pipeline_keys(wb, resources, consumer_key, execution_name, scenario)
+
+
+def _check_pipeline_keys(
+    wb: Any,
+    resources: Resources,
+    consumer_key: Callable[[dict[str, Any]], str],
+    execution_name: Callable[[str], str],
+    scenario: PipelineScenario | None,
+) -> Report:
     from helpers.chapters.routing import entry, order_event
 
     s = scenario or PipelineScenario()
     report = Report(LAB)
     run = f"r{next(_runs)}{uuid.uuid4().hex[:4]}"
     sqs, sfn, events_api = wb.client("sqs"), wb.client("stepfunctions"), wb.client("events")
-    resources = wb.resources
     bus = resources.ensure_bus(f"orders-{run}")
     queue = resources.ensure_queue(f"consumer-{run}", visibility_timeout=30)
     rule = resources.ensure_rule(
@@ -248,8 +259,6 @@ def check_pipeline_keys(
             owner = key_owner.get(json.loads(described["input"])["key"])
             if owner is not None:
                 started[owner] += 1
-    with contextlib.suppress(Exception):
-        sqs.delete_queue(QueueUrl=queue.url)
 
     def known(text: str) -> tuple[str, str] | None:
         """The key and name computed here, or None when the functions raise or hang on this event."""

@@ -21,7 +21,9 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from helpers.aws.resources import Resources
 from helpers.labs.report import Report
+from helpers.labs.scratch import scratch
 
 LAB = "Lab 01 · route AU/NZ and big orders"
 _runs = itertools.count(1)
@@ -221,6 +223,11 @@ def check_routing(wb: Any, rules: dict[str, Any]) -> Report:
     A pattern AWS would refuse is refused here on every backend with AWS's reason, because the emulators accept some
     of them: moto then fails every PutEvents on the bus (HTTP 500), LocalStack fails every event it evaluates.
     """
+    with scratch(wb) as resources:
+        return _check_routing(resources, rules)
+
+
+def _check_routing(resources: Resources, rules: dict[str, Any]) -> Report:
     from helpers.chapters.routing import PatternRefused, Router, check_pattern, order_event
 
     run = next(_runs)
@@ -247,7 +254,7 @@ def check_routing(wb: Any, rules: dict[str, Any]) -> Report:
     }
     got: dict[str, list[str]] = {rule: [] for rule in ROUTING_EXPECTED}
     if valid:
-        router = Router(wb.resources, bus=f"routing-r{run}")  # a bus of its own per run
+        router = Router(resources, bus=f"routing-r{run}")  # a bus of its own per run
         got.update(router.matrix(valid, events).matches)
 
     lines = [

@@ -132,6 +132,9 @@ def run_lab(
                     report = namespace["report"]
                 except LabCheckFailed as failed:
                     report = failed.report
+                # A check tears down what it made for itself, passed or failed: only the learner's resources remain.
+                left = [n for _, n in namespace["wb"].resources.inventory() if "-check-" in n]
+                assert not left, f"{topic}: the check left {left} behind"
                 break
             exec(compile(code, name, "exec"), namespace)
     finally:
