@@ -37,7 +37,6 @@ def test_the_starter_fails_for_the_stated_reason_and_the_solution_passes(reports
     message = f"{len(starter.missed)} of {starter.total} expectations missed. Fix first: {starter.first_miss.what}."
     assert stored_error(TOPIC).startswith(message)
     assert reports["solution"].passed, reports["solution"].table()
-    assert reports["solution"].seconds < 30
 
 
 @pytest.mark.parametrize("path", WRONG, ids=lambda p: p.stem)
