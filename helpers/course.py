@@ -76,43 +76,49 @@ class Lab:
     minutes: str  # time to complete, as the lab states it (an estimate for a learner, not a measurement)
     goal: str
 
+    @property
+    def number(self) -> str:
+        """The lab's number: its place in course order, the first two characters of its folder."""
+        return self.folder[:2]
 
-# The labs, each after the notebook it follows; a lab lives in labs/<folder>/ (starter, solution, README, lab.md).
+
+# The labs in course order, each after the notebook it follows; a lab lives in labs/<folder>/ (starter, solution,
+# README, lab.md). Its number is its place in this order, so the map reads 01 to 05 from top to bottom.
 LABS: tuple[Lab, ...] = (
     Lab(
-        "01_double_charging_consumer",
-        "The double-charging consumer",
-        "09",
-        "20-30",
-        "charge once per order through crashes and duplicate messages",
-    ),
-    Lab(
-        "02_idempotent_payment_endpoint",
-        "The idempotent payment endpoint",
-        "11",
-        "20-30",
-        "Idempotency-Key: replay, 422, 409, 400 over real HTTP",
-    ),
-    Lab(
-        "03_callback_that_waits_forever",
-        "The callback that waits forever",
-        "05",
-        "20-30",
-        "heartbeat, timeout and Catch on a task-token callback",
-    ),
-    Lab(
-        "04_route_au_nz_and_big_orders",
+        "01_route_au_nz_and_big_orders",
         "Route AU/NZ and big orders",
         "03",
         "15-20",
-        "event patterns checked against the real delivery matrix",
+        "event patterns checked against real deliveries, also of events you were not shown",
+    ),
+    Lab(
+        "02_callback_that_waits_forever",
+        "The callback that waits forever",
+        "05",
+        "20-30",
+        "heartbeat, timeout and Catch on a task-token callback: dead, silent, slow and stuck workers",
+    ),
+    Lab(
+        "03_double_charging_consumer",
+        "The double-charging consumer",
+        "09",
+        "20-30",
+        "exactly one charge per order through crashes, restarts and concurrent duplicates",
+    ),
+    Lab(
+        "04_idempotent_payment_endpoint",
+        "The idempotent payment endpoint",
+        "11",
+        "20-30",
+        "Idempotency-Key over real HTTP on two instances: replay, 422, 409, 400, a burst, a failed charge",
     ),
     Lab(
         "05_keys_that_survive_the_pipeline",
         "Keys that survive the pipeline",
         "12",
         "15-25",
-        "one execution per client key with every fault on",
+        "one execution per client request with every fault on, in any process",
     ),
 )
 
@@ -156,7 +162,7 @@ def map_markdown(link_base: str = "") -> str:
         lines.append(f"| {row['#']} | {row['notebook']} | {row['what you see happen']} | {row['status']} |")
         for lab in (lab for lab in LABS if lab.follows == row["#"]):
             exists = (lab_path(lab) / "starter.ipynb").exists()
-            title = f"lab: {lab.title}"
+            title = f"lab {lab.number}: {lab.title}"
             link = f"[{title}]({labs_base}{lab.folder}/starter.ipynb)" if exists else title
             status = "available" if exists else "planned"
             lines.append(f"| | {link} | {lab.goal} ({lab.minutes} min) | {status} |")

@@ -1,14 +1,14 @@
 """Generate a lab's ``starter.ipynb`` and ``solution.ipynb`` from its one source, ``labs/NN_name/lab.md``.
 
 Why one source: the starter and the solution must never drift apart, so both are cut from the same text and a test
-(tests/labs/test_labs.py) regenerates them and compares with the committed copies.
+(tests/labs/test_labgen.py) regenerates them and compares with the committed copies.
 
 The source is Markdown. Text between code fences becomes Markdown cells (a line ``+++`` splits two of them); each
 fenced block becomes a code cell. The fence's info string says what kind of cell:
 
 - ```` ```python ```` an ordinary code cell, the same in both notebooks;
-- ```` ```python check ```` a check cell: it calls ``helpers.labs`` and must raise ``LabCheckFailed`` on the starter
-  (tagged ``raises-exception`` there, so nbval compares the stored error) and pass on the solution;
+- ```` ```python check ```` a check cell: it calls a check of ``helpers.labs`` and must raise ``LabCheckFailed`` on
+  the starter (tagged ``raises-exception`` there, so nbval compares the stored error) and pass on the solution;
 - ```` ```python solution ```` / ```` ```python starter ```` a cell that exists only in that notebook
   (Markdown the same way: a block between ``<!-- solution -->`` and ``<!-- end -->``).
 
@@ -23,7 +23,7 @@ Inside a code cell, the part that differs is marked::
 Either side may stand alone (``# [starter]`` ... ``# [end]``: lines only the starter has).
 
 Usage: ``python tools/labgen.py`` regenerates every lab (cells only: outputs are stored by ``--execute``);
-``python tools/labgen.py --execute labs/01_double_charging_consumer`` also runs both notebooks and stores outputs;
+``python tools/labgen.py --execute labs/03_double_charging_consumer`` also runs both notebooks and stores outputs;
 ``python tools/labgen.py --check`` exits 1 when a committed notebook's cells differ from its source.
 """
 

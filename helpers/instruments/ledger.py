@@ -1,12 +1,16 @@
 """The side-effect ledger: every card charge is a row in DynamoDB, so duplicates are counted, never asserted in prose.
 
-A charge gets its own random id, so charging twice for one order leaves two rows: that is the damage the course
-makes visible. ``charges_per_order()`` is the number a notebook asserts ("was my card charged twice?").
+A charge gets its own id, so charging twice for one order leaves two rows: that is the damage the course makes
+visible. The ids count up in a process (so a notebook's stored outputs stay the same); a forked process (the labs'
+worker processes) starts its own range, so two processes never write the same id and one charge never hides another.
+``charges_per_order()`` is the number a notebook asserts ("was my card charged twice?").
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import secrets
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,6 +22,16 @@ from botocore.exceptions import ClientError
 from helpers.aws.resources import Resources
 
 _sequence = itertools.count(1)
+
+
+def _new_range_in_child() -> None:
+    """After a fork: a range of ids of this process's own (the parent's counter was copied into the child)."""
+    global _sequence
+    _sequence = itertools.count(1_000_000 * (1 + secrets.randbelow(1_000_000)))
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_range_in_child)
 
 
 def dynamodb_number(value: float | str | Decimal) -> str:

@@ -124,3 +124,23 @@ def test_clear_after_cleanup_creates_the_table_afresh(resources: Resources) -> N
     ledger.clear()
     ledger.charge("o-2", 5)
     assert [c["order_id"] for c in ledger.charges()] == ["o-2"]
+
+
+def test_a_forked_process_never_writes_the_parent_s_charge_ids(ledger) -> None:  # type: ignore[no-untyped-def]
+    """A child of fork copies the parent's counter: without its own range, its first charge would overwrite one."""
+    import os
+
+    first = ledger.charge("o-parent", 1)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: charge once, report the id, leave without running the parent's cleanup
+        os.close(read)
+        os.write(write, ledger.put_item_request("o-child", 1, by="child")["Put"]["Item"]["charge_id"]["S"].encode())
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 100).decode()
+    os.waitpid(pid, 0)
+    assert (
+        child_id != first
+        and child_id != ledger.put_item_request("o-next", 1, by="parent")["Put"]["Item"]["charge_id"]["S"]
+    )
