@@ -249,7 +249,7 @@ class Room:
 
 
 def _records(learner: int) -> list[dict[str, Any]]:
-    """Two learners' morning: chapters opened, lab 04 done by one and stuck for the other, lab 01 under way."""
+    """Two learners' morning: chapters opened, lab 01 done by one and stuck for the other, lab 03 under way."""
     import secrets as random_ids
 
     def record(minutes_ago: float, kind: str, **fields: Any) -> dict[str, Any]:
@@ -262,13 +262,13 @@ def _records(learner: int) -> list[dict[str, Any]]:
     if learner == 0:
         return [
             record(40, "setup", notebook="nb00"), record(30, "setup", notebook="nb03"),
-            record(20, "check", lab="lab04", met=1, total=3, first_miss=miss),
-            record(15, "check", lab="lab04", met=3, total=3, first_miss=None),
-            record(5, "check", lab="lab01", met=3, total=5, first_miss=crash),
+            record(20, "check", lab="lab01", met=1, total=3, first_miss=miss),
+            record(15, "check", lab="lab01", met=3, total=3, first_miss=None),
+            record(5, "check", lab="lab03", met=3, total=5, first_miss=crash),
         ]  # fmt: skip
     return [
         record(35, "setup", notebook="nb00"), record(25, "setup", notebook="nb06"),
-        *(record(m, "check", lab="lab04", met=1, total=3, first_miss=miss) for m in (8, 5, 2)),
+        *(record(m, "check", lab="lab01", met=1, total=3, first_miss=miss) for m in (8, 5, 2)),
     ]  # fmt: skip
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from helpers import progress
 from helpers.idempotency import HttpResponse
-from helpers.labs import LabCheckFailed, Report
+from helpers.labs.report import LabCheckFailed, Report
 from helpers.services.http import LoopbackServer, free_port, read_body, send
 
 T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
@@ -186,10 +186,10 @@ def test_where_am_i_names_the_furthest_chapter_and_each_labs_state() -> None:
     records = [opened(0, "nb06"), check(1, met=5, miss=None), check(3, "lab02", met=3, total=7, miss="a 409")]
     text = progress.where_am_i(records, reference=T0 + timedelta(minutes=13))
     assert "Furthest chapter opened: 06 · Where duplicates come from" in text
-    assert "01 · The double-charging consumer" in text and "done (1 run)" in text
+    assert "01 · Route AU/NZ and big orders" in text and "done (1 run)" in text
     assert "tried: 3 of 7 met, fix first: a 409 (1 runs, last 10 min ago)" in text
-    assert "03 · The callback that waits forever" in text and "not started" in text
-    assert text.endswith("Next: finish lab02 · The idempotent payment endpoint.")
+    assert "03 · The double-charging consumer" in text and "not started" in text
+    assert text.endswith("Next: finish lab02 · The callback that waits forever.")
     assert progress.where_am_i([]).startswith("No progress recorded yet")
 
 

@@ -1,7 +1,7 @@
 """`make classroom` for real, on free loopback ports: two learners, their kernels, the board, and Ctrl-C.
 
 The launcher runs as an instructor runs it (`python -m tools.classroom`, prespawning two learners); the test then does
-what learners do through the hub (a kernel each, notebook 00's setup, lab 04's check: A with the solution, B with the
+what learners do through the hub (a kernel each, notebook 00's setup, lab 01's check: A with the solution, B with the
 starter) and what the instructor sees (the board, as JSON, after a real login), and finally presses Ctrl-C and looks
 for anything of the room still running. As root (CI) learners are separate system users, removed afterwards.
 
@@ -151,7 +151,7 @@ def test_each_learner_has_a_copy_of_the_course_of_their_own(live: Live) -> None:
         copy = live.room.copy(name)
         assert (copy / "notebooks" / "00_welcome.ipynb").exists()
         assert not list(copy.glob("labs/*/solution.ipynb")), "solutions are withheld unless --with-solutions"
-        assert (copy / "labs" / "04_route_au_nz_and_big_orders" / "starter.ipynb").exists()
+        assert (copy / "labs" / "01_route_au_nz_and_big_orders" / "starter.ipynb").exists()
         git = ["git", "-c", "safe.directory=*", "-C", str(copy), "log", "--format=%s"]  # the copy is the learner's
         log = subprocess.run(git, capture_output=True, text=True).stdout
         assert live.room.commit[:12] in log
@@ -164,7 +164,7 @@ def test_each_learner_has_a_copy_of_the_course_of_their_own(live: Live) -> None:
 
 
 async def _learners_work(live: Live) -> dict[str, object]:
-    """A runs notebook 00's setup and lab 04's solution; B the same setup and lab 04's starter; in their own kernels."""
+    """A runs notebook 00's setup and lab 01's solution; B the same setup and lab 01's starter; in their own kernels."""
     token = live.room.secret("launcher-token")
     kernel_a, kernel_b = await asyncio.gather(
         LearnerKernel(live.room.loopback_url, token, live.a).start(),
@@ -216,17 +216,17 @@ def test_learners_kernels_are_isolated_and_their_checks_reach_the_board(live: Li
     a, b = rows[live.a], rows[live.b]
     assert a["server"] == b["server"] == "running"
     assert a["furthest_chapter"] == b["furthest_chapter"] == "00"
-    assert a["labs"]["lab04"]["state"] == "done" and a["labs"]["lab04"]["runs"] == 1
-    assert a["labs"]["lab04"]["met"] == a["labs"]["lab04"]["total"] > 0
-    assert b["labs"]["lab04"]["state"] == "tried"
-    assert b["labs"]["lab04"]["first_miss"] == "every pattern is one AWS accepts"
-    assert a["labs"]["lab01"]["state"] == "not started"
+    assert a["labs"]["lab01"]["state"] == "done" and a["labs"]["lab01"]["runs"] == 1
+    assert a["labs"]["lab01"]["met"] == a["labs"]["lab01"]["total"] > 0
+    assert b["labs"]["lab01"]["state"] == "tried"
+    assert b["labs"]["lab01"]["first_miss"] == "every pattern is one AWS accepts"
+    assert a["labs"]["lab03"]["state"] == "not started"
 
     # the records really arrived: in the room's file, filed under each learner, and in the learner's own file
     filed = [json.loads(line) for line in live.room.records_file.read_text().splitlines() if line]
     assert {(e["learner"], e["kind"]) for e in filed} >= {(live.a, "setup"), (live.a, "check"), (live.b, "check")}
     own = [line for line in (live.room.copy(live.a) / ".progress.jsonl").read_text().splitlines() if line]
-    assert len(own) == 3  # setup nb00, setup lab04, the check
+    assert len(own) == 3  # setup nb00, setup lab01, the check
 
 
 def test_a_learner_gets_403_on_the_board_and_can_file_records_only_under_their_own_name(live: Live) -> None:
@@ -272,7 +272,7 @@ def test_reset_stops_a_learner_and_moves_their_work_aside(live: Live) -> None:
     assert (live.room.learners_dir / next(iter(moved)) / "workbook" / ".progress.jsonl").exists(), "work was lost"
     assert not live.room.home(live.b).exists()
     row = next(r for r in live.board_json(session).json()["learners"] if r["name"] == live.b)
-    assert row["server"] == "stopped" and row["records"] == 0 and row["labs"]["lab04"]["state"] == "not started"
+    assert row["server"] == "stopped" and row["records"] == 0 and row["labs"]["lab01"]["state"] == "not started"
 
 
 def test_ctrl_c_stops_the_hub_every_learner_server_and_every_kernel(live: Live) -> None:

@@ -1,7 +1,7 @@
 """`make classroom-benchmark`: N learners arrive at once, each runs a lab check at the same moment; the figures.
 
 It starts a real classroom (the launcher's own functions, free ports, a state directory of its own), spawns N learner
-servers together, opens a kernel in each, runs lab 04's setup and solution, then the lab's check in every kernel at
+servers together, opens a kernel in each, runs lab 01's setup and solution, then the lab's check in every kernel at
 once, and prints: spawn time per learner, memory per learner (PSS of their server and kernel), check latency. Then it
 stops everything (and, as root, removes the learners' system users). The README quotes its figures.
 """
@@ -23,7 +23,7 @@ from tools.classroom.hubapi import HubApi
 from tools.classroom.kernel_client import LearnerKernel
 from tools.classroom.room import MARKER_ENV, ROOT, Room
 
-LAB = ROOT / "labs" / "04_route_au_nz_and_big_orders"
+LAB = ROOT / "labs" / "01_route_au_nz_and_big_orders"
 
 
 def code_cells(notebook: Path) -> list[str]:
@@ -56,7 +56,7 @@ def learner_pss_mib(marker: str) -> dict[str, float]:
 
 async def _prepare(room: Room, token: str, name: str, cells: list[str]) -> LearnerKernel:
     kernel = await LearnerKernel(room.loopback_url, token, name).start()
-    for code in cells[:2]:  # setup("lab04") and the rules
+    for code in cells[:2]:  # setup("lab01") and the rules
         result = await kernel.run(code)
         if not result.ok:
             raise RuntimeError(f"{name}: {result.error}")
@@ -125,8 +125,8 @@ def main(opts: argparse.Namespace) -> int:
     print(f"\nclassroom benchmark: {figures['learners']} learners arriving at once")
     print(f"  hub start:                  {figures['hub_start_s']:.1f} s")
     print(f"  spawn per learner (s):      {_summary(figures['spawn_s'])}; all {figures['all_up_s']:.1f} s")
-    print(f"  kernel + lab 04 setup:      {figures['kernels_ready_s']:.1f} s for all")
+    print(f"  kernel + lab 01 setup:      {figures['kernels_ready_s']:.1f} s for all")
     print(f"  memory per learner (MiB):   {_summary(figures['pss_mib'])} PSS (server + one kernel with its moto)")
-    print(f"  lab 04 check, all at once:  {_summary(figures['check_s'])} s")
+    print(f"  lab 01 check, all at once:  {_summary(figures['check_s'])} s")
     print(f"  processes killed after stop: {len(figures['left_running_after_stop'])}")
     return 0

@@ -272,7 +272,7 @@ def capacity_table() -> str:
         f"`make classroom-benchmark` ({bench['learners']} learners, {bench['when']}): spawn {bench['spawn_s']} s each "
         f"when all start at once, {bench['pss_mib']} MiB PSS per learner (server and one kernel after lab 04's "
         "setup and check, no browser attached), "
-        f"a lab 04 check in every kernel at once {bench['check_s']} s."
+        f"a lab 01 check in every kernel at once {bench['check_s']} s."
     )
     return "\n".join(rows) + "\n\n" + figures + "\n"
 
