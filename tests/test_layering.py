@@ -80,3 +80,13 @@ def test_the_idempotency_library_imports_nothing_of_the_course() -> None:
 
 def test_course_is_data_and_imports_no_floor() -> None:
     assert _imports(HELPERS / "course.py") == set()
+
+
+def test_test_files_have_unique_names() -> None:
+    """tests/ mirrors helpers/ in folders without __init__.py: pytest imports a test file by its name alone, so two
+    files of one name in two folders break collection (seen: tests/chapters and tests/labs both had test_routing.py)."""
+    tests = Path(__file__).resolve().parent
+    names: dict[str, list[str]] = {}
+    for path in tests.rglob("test_*.py"):
+        names.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert {n: p for n, p in names.items() if len(p) > 1} == {}

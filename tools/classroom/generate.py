@@ -270,7 +270,7 @@ def capacity_table() -> str:
         f"in {m['spawn_s']} s for {m['spawn_cpu_s']} CPU-seconds, so class start is CPU-bound (`--prespawn`); an "
         f"idle learner costs {m['idle_cpu']}; a lab check takes {m['check_s']} s with 3 learners checking at once. "
         f"`make classroom-benchmark` ({bench['learners']} learners, {bench['when']}): spawn {bench['spawn_s']} s each "
-        f"when all start at once, {bench['pss_mib']} MiB PSS per learner (server and one kernel after lab 04's "
+        f"when all start at once, {bench['pss_mib']} MiB PSS per learner (server and one kernel after lab 01's "
         "setup and check, no browser attached), "
         f"a lab 01 check in every kernel at once {bench['check_s']} s."
     )
