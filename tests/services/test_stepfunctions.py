@@ -106,6 +106,15 @@ def test_flowchart_colours_what_was_entered_and_the_fail_state():
     assert "classDef" not in plain
 
 
+def test_flowchart_does_not_depend_on_which_parallel_branch_finished_first():
+    # LocalStack ran notebook 05's branches in either order; the stored drawing must be the same both ways.
+    process = _filled("order_process")
+    names = [name for name, _, _ in sf.iter_states(process)]
+    forward = [_entered(i, name) for i, name in enumerate(names[:6])]
+    backward = forward[:2] + forward[2:][::-1]
+    assert sf.flowchart(process, forward).source == sf.flowchart(process, backward).source
+
+
 def test_history_trace_matches_interleaved_results_to_their_requests():
     def scheduled(i, prev, resource_type, resource):
         details = {"resourceType": resource_type, "resource": resource}

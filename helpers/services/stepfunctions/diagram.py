@@ -76,7 +76,9 @@ def flowchart(definition: Mapping[str, Any], events: Iterable[Mapping[str, Any]]
     if events is None:
         return viz.flowchart(items(definition["States"]), flow_edges)
     events = list(events)
-    entered = list(dict.fromkeys(states_entered(events)))
+    # Listed in definition order, not entry order: a Parallel state's branches finish in any order, and the
+    # drawing must not change with it.
+    entered = [name for name in ids if name in set(states_entered(events))]
     taken = set(edges_taken(events))
     failed = {n for n, s, _ in iter_states(definition) if s["Type"] == "Fail"}
     members = {
