@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
 from helpers.aws import backend as backend_mod
+from helpers.aws.resources import Resources
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +26,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         if name.startswith(("WORKBOOK_", "AWS_", "LOCALSTACK_")):
             monkeypatch.delenv(name, raising=False)
     return monkeypatch
+
+
+@pytest.fixture
+def res(backend: backend_mod.Backend, request: pytest.FixtureRequest) -> Iterator[Resources]:
+    """This test file's own resources (prefix ``PREFIX`` in the module, else ``t-<file>``), torn down before and after;
+    a test that leaves something behind that teardown cannot find fails here."""
+    default = "t-" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    resources = Resources(getattr(request.module, "PREFIX", default), backend)
+    resources.teardown()
+    yield resources
+    resources.teardown()
+    assert resources.inventory() == []

@@ -34,12 +34,7 @@ def attributes(res: Resources, url: str) -> dict[str, str]:
     return {k: v for k, v in attrs.items() if not k.startswith(("Approximate", "LastModified"))}
 
 
-@pytest.fixture
-def res(backend) -> Resources:  # type: ignore[no-untyped-def]
-    resources = Resources("t-res", backend)
-    resources.teardown()
-    yield resources
-    resources.teardown()
+PREFIX = "t-res"  # what the shared ``res`` fixture (tests/conftest.py) names this file's resources after
 
 
 def test_ensure_twice_changes_nothing(res: Resources) -> None:

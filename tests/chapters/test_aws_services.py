@@ -16,13 +16,7 @@ V2 = ("eventbridgev2", "PutEvents")
 GOOD_ARN = "arn:aws:events:us-east-1:111122223333:event-busv2/orders/exampleeventbusid00000000"
 
 
-@pytest.fixture
-def res(backend):  # type: ignore[no-untyped-def]
-    resources = Resources("t-svc", backend)
-    resources.teardown()
-    yield resources
-    resources.teardown()
-    assert resources.inventory() == []
+PREFIX = "t-svc"  # what the shared ``res`` fixture (tests/conftest.py) names this file's resources after
 
 
 def test_seeded_tokens_repeat_per_seed_and_are_version_4() -> None:

@@ -27,13 +27,7 @@ ORDERS = [
 ]
 
 
-@pytest.fixture
-def res(backend):  # type: ignore[no-untyped-def]
-    resources = Resources("t-consumer", backend)
-    resources.teardown()
-    yield resources
-    resources.teardown()
-    assert resources.inventory() == []
+PREFIX = "t-consumer"  # what the shared ``res`` fixture (tests/conftest.py) names this file's resources after
 
 
 @pytest.fixture

@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from helpers.aws.resources import Resources
 from helpers.chapters import coupling
 from helpers.chapters.coupling import Rule
 from helpers.services.messaging import drain
 
-
-@pytest.fixture
-def res(backend) -> Resources:  # type: ignore[no-untyped-def]
-    resources = Resources("t-coupling", backend)
-    resources.teardown()
-    yield resources
-    resources.teardown()
-    assert resources.inventory() == []
+PREFIX = "t-coupling"  # what the shared ``res`` fixture (tests/conftest.py) names this file's resources after
 
 
 # -- pure parts -----------------------------------------------------------------------------------------------------

@@ -16,18 +16,12 @@ from helpers.services.messaging import drain, queue_depth
 VISIBILITY_S = 1
 
 
-@pytest.fixture
-def resources(backend):  # type: ignore[no-untyped-def]
-    res = Resources("t-dup", backend)
-    res.teardown()
-    yield res
-    res.teardown()
-    assert res.inventory() == []
+PREFIX = "t-dup"  # what the shared ``res`` fixture (tests/conftest.py) names this file's resources after
 
 
 @pytest.fixture
-def shop(backend, resources: Resources) -> dup.Shop:  # type: ignore[no-untyped-def]
-    return dup.Shop(Ledger(resources), Trace("t"), backend.client("sqs"))
+def shop(backend, res: Resources) -> dup.Shop:  # type: ignore[no-untyped-def]
+    return dup.Shop(Ledger(res), Trace("t"), backend.client("sqs"))
 
 
 # -- 1 · transmission ----------------------------------------------------------------------------------------------
@@ -49,8 +43,8 @@ def test_a_retry_after_nothing_was_done_charges_once(shop: dup.Shop) -> None:
     assert given_up.gave_up and "o-3" not in shop.ledger.charges_per_order()
 
 
-def test_the_sweep_is_seeded_and_its_arithmetic_holds(resources: Resources) -> None:
-    ledger = Ledger(resources, name="sweep")
+def test_the_sweep_is_seeded_and_its_arithmetic_holds(res: Resources) -> None:
+    ledger = Ledger(res, name="sweep")
     rows = [dup.flaky_network(ledger, rate, 20, seed=2) for rate in (0.0, 0.2, 0.5)]
     assert [r["double charges"] for r in rows] == [0, 4, 15] and [r["client gave up"] for r in rows] == [0, 0, 1]
     for seed in (1, 7):
@@ -72,8 +66,8 @@ def test_the_sweep_widget_runs_what_it_is_given() -> None:
 
 
 # -- 2 · receiver --------------------------------------------------------------------------------------------------
-def test_a_crash_after_the_charge_is_redelivered_and_charged_again(shop: dup.Shop, resources: Resources) -> None:
-    queue = resources.ensure_queue("orders", visibility_timeout=VISIBILITY_S)
+def test_a_crash_after_the_charge_is_redelivered_and_charged_again(shop: dup.Shop, res: Resources) -> None:
+    queue = res.ensure_queue("orders", visibility_timeout=VISIBILITY_S)
     for oid in ("o-1", "o-2"):
         shop.send_order(queue, oid, 5, scenario="crash")
     plan = FaultPlan.script({"crash_after_effect": {"o-1": [1]}})
@@ -84,17 +78,17 @@ def test_a_crash_after_the_charge_is_redelivered_and_charged_again(shop: dup.Sho
     assert replies == ["o-1, receive count 1", "o-1, receive count 2"]
 
 
-def test_a_crashed_message_that_never_comes_back_is_an_error_not_a_hang(shop: dup.Shop, resources: Resources) -> None:
-    queue = resources.ensure_queue("hidden", visibility_timeout=60)
+def test_a_crashed_message_that_never_comes_back_is_an_error_not_a_hang(shop: dup.Shop, res: Resources) -> None:
+    queue = res.ensure_queue("hidden", visibility_timeout=60)
     shop.send_order(queue, "o-1", 5, scenario="crash")
     with pytest.raises(TimeoutError, match="must come back"):
         shop.work_through(queue, FaultPlan.script({"crash_after_effect": True}), orders=1, wait_s=0)
 
 
 def test_a_worker_slower_than_the_visibility_timeout_lets_a_second_worker_charge(
-    shop: dup.Shop, resources: Resources
+    shop: dup.Shop, res: Resources
 ) -> None:
-    queue = resources.ensure_queue("slow", visibility_timeout=VISIBILITY_S)
+    queue = res.ensure_queue("slow", visibility_timeout=VISIBILITY_S)
     shop.send_order(queue, "o-1", 5, scenario="slow")
     plan = FaultPlan.script({"exceed_visibility": {"o-1": [1]}})
     a = shop.receive(queue, "worker-A")
@@ -120,11 +114,11 @@ def test_lambda_async_retries_a_function_that_fails_after_charging(shop: dup.Sho
 
 
 @pytest.fixture
-def inbox(backend, resources: Resources):  # type: ignore[no-untyped-def]
-    bus = resources.ensure_bus("orders")
-    queue = resources.ensure_queue("inbox", visibility_timeout=VISIBILITY_S)
-    rule = resources.ensure_rule("r", bus=bus, pattern={"source": ["com.orders"]}, targets=[Target("q", queue.arn)])
-    resources.allow_send_from(queue, rule, "events.amazonaws.com")
+def inbox(backend, res: Resources):  # type: ignore[no-untyped-def]
+    bus = res.ensure_bus("orders")
+    queue = res.ensure_queue("inbox", visibility_timeout=VISIBILITY_S)
+    rule = res.ensure_rule("r", bus=bus, pattern={"source": ["com.orders"]}, targets=[Target("q", queue.arn)])
+    res.allow_send_from(queue, rule, "events.amazonaws.com")
     return bus, queue
 
 

@@ -15,13 +15,7 @@ from helpers.instruments.trace import Trace
 APAC = {"detail": {"data": {"currency": ["AU", "NZ"]}}}
 
 
-@pytest.fixture
-def res(backend) -> Resources:  # type: ignore[no-untyped-def]
-    resources = Resources("t-routing", backend)
-    resources.teardown()
-    yield resources
-    resources.teardown()
-    assert resources.inventory() == []
+PREFIX = "t-routing"  # what the shared ``res`` fixture (tests/conftest.py) names this file's resources after
 
 
 # -- pure parts -----------------------------------------------------------------------------------------------------

@@ -11,18 +11,12 @@ from helpers.instruments.ledger import Ledger
 from helpers.instruments.trace import Trace
 from helpers.services.messaging import Receiver, queue_depth
 
-
-@pytest.fixture
-def resources(backend):  # type: ignore[no-untyped-def]
-    res = Resources("t-sty", backend)
-    res.teardown()
-    yield res
-    res.teardown()
+PREFIX = "t-sty"  # what the shared ``res`` fixture (tests/conftest.py) names this file's resources after
 
 
 @pytest.fixture
-def receiver(resources: Resources):  # type: ignore[no-untyped-def]
-    with Receiver(Ledger(resources)) as r:
+def receiver(res: Resources):  # type: ignore[no-untyped-def]
+    with Receiver(Ledger(res)) as r:
         yield r
 
 
@@ -72,17 +66,17 @@ def test_sync_loses_what_arrives_while_the_receiver_is_down(receiver: Receiver) 
 
 
 @pytest.mark.parametrize("style", ["queue", "router", "bus"])
-def test_async_styles_lose_nothing_and_recover(backend, resources, receiver, style) -> None:  # type: ignore[no-untyped-def]
+def test_async_styles_lose_nothing_and_recover(backend, res, receiver, style) -> None:  # type: ignore[no-untyped-def]
     sqs, events = backend.client("sqs"), backend.client("events")
-    queue = resources.ensure_queue(style)
+    queue = res.ensure_queue(style)
     if style == "queue":
         sender = styles.QueueSender(sqs, queue.url)
     elif style == "router":
         sender = styles.RouterSender(sqs, {"p": queue.url}, route=lambda order: ["p"])
     else:
-        bus = resources.ensure_bus("bus")
-        rule = resources.ensure_rule("r", bus=bus, pattern={"source": ["com.t"]}, targets=[Target("q", queue.arn)])
-        resources.allow_send_from(queue, rule, "events.amazonaws.com")
+        bus = res.ensure_bus("bus")
+        rule = res.ensure_rule("r", bus=bus, pattern={"source": ["com.t"]}, targets=[Target("q", queue.arn)])
+        res.allow_send_from(queue, rule, "events.amazonaws.com")
         sender = styles.BusSender(events, bus, source="com.t")
     worker = styles.Worker(sqs, queue.url, receiver.url, capacity=4)
     schedule = ticks.Schedule(down=((2, 3),), capacity=4)
@@ -94,9 +88,9 @@ def test_async_styles_lose_nothing_and_recover(backend, resources, receiver, sty
     assert run.recovered_at(3) == 5 and run.backlog.values("backlog") == [0, 2, 4, 2, 0]
 
 
-def test_fifo_groups_let_a_second_worker_serve_another_tenant(backend, resources, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_fifo_groups_let_a_second_worker_serve_another_tenant(backend, res, receiver) -> None:  # type: ignore[no-untyped-def]
     sqs = backend.client("sqs")
-    queue = resources.ensure_queue("f", fifo=True, content_based_dedup=True)
+    queue = res.ensure_queue("f", fifo=True, content_based_dedup=True)
     sender = styles.QueueSender(sqs, queue.url)
     for order in [*styles.steady(6, per_tick=6, tenants=["A"], batch="f"), styles.Order(1, "B", 5.0, 1, "f")]:
         sender.send(order)
@@ -106,9 +100,9 @@ def test_fifo_groups_let_a_second_worker_serve_another_tenant(backend, resources
     assert styles.step_together(workers, 2) == 3 and queue_depth(sqs, queue.url) == 0
 
 
-def test_poison_goes_to_the_dlq_and_redrive_by_hand_brings_it_back(backend, resources, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_poison_goes_to_the_dlq_and_redrive_by_hand_brings_it_back(backend, res, receiver) -> None:  # type: ignore[no-untyped-def]
     sqs = backend.client("sqs")
-    queue, dlq = resources.ensure_queue_with_dlq("p", max_receive_count=2)
+    queue, dlq = res.ensure_queue_with_dlq("p", max_receive_count=2)
     styles.QueueSender(sqs, queue.url).send(styles.Order(1, "A", 0.0, 1, "poison"))
     worker = styles.Worker(sqs, queue.url, receiver.url, capacity=1)
     for tick in range(1, 4):
@@ -136,10 +130,10 @@ def test_sync_tells_every_outcome_and_waits_nothing(receiver: Receiver) -> None:
     assert run.waits == {"o-A-001": 0, "o-B-001": 0} and run.longest_wait == 0
 
 
-def test_models_build_each_style_with_the_resources_it_needs(backend, resources, receiver) -> None:  # type: ignore[no-untyped-def]
-    models = styles.Models(resources, backend.client, receiver)
+def test_models_build_each_style_with_the_resources_it_needs(backend, res, receiver) -> None:  # type: ignore[no-untyped-def]
+    models = styles.Models(res, backend.client, receiver)
     built = {s: models.build(s, "t", 2) for s in styles.STYLES}
-    found = set(resources.inventory())
+    found = set(res.inventory())
     assert {s: len(m.needs) for s, m in built.items()} == {"sync": 0, "queue": 1, "router": 1, "bus": 3}
     assert all(set(m.needs) <= found for m in built.values()) and built["sync"].worker is None
     for model in built.values():
@@ -150,8 +144,8 @@ def test_models_build_each_style_with_the_resources_it_needs(backend, resources,
         models.run("t", ticks.Schedule(), {"count": 1, "per_tick": 1})
 
 
-def test_a_worker_above_the_receivers_rate_hears_429_and_loses_nothing(backend, resources, receiver) -> None:  # type: ignore[no-untyped-def]
-    models = styles.Models(resources, backend.client, receiver)
+def test_a_worker_above_the_receivers_rate_hears_429_and_loses_nothing(backend, res, receiver) -> None:  # type: ignore[no-untyped-def]
+    models = styles.Models(res, backend.client, receiver)
     traffic = {"count": 6, "per_tick": 3}
     paced = models.run("paced", ticks.Schedule(capacity=2), traffic, styles=["queue", "bus"])
     eager = models.run("eager", ticks.Schedule(capacity=2), traffic, styles=["queue"], worker_capacity=3)["queue"]
@@ -161,9 +155,9 @@ def test_a_worker_above_the_receivers_rate_hears_429_and_loses_nothing(backend, 
     assert paced["queue"].longest_wait == max(paced["queue"].waits.values()) >= 1
 
 
-def test_competing_consumers_each_message_to_one_worker(backend, resources, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_competing_consumers_each_message_to_one_worker(backend, res, receiver) -> None:  # type: ignore[no-untyped-def]
     sqs = backend.client("sqs")
-    queue = resources.ensure_queue("crew")
+    queue = res.ensure_queue("crew")
     crew = styles.compete(sqs, queue.url, receiver, styles.steady(9, per_tick=9, batch="c"), workers=3, capacity=2)
     assert crew.per_worker == [4, 3, 2]  # two ticks: 2 + 2 + 2, then 2 + 1 + 0
     assert sum(crew.posts) == 9 and not crew.shared and crew.ticks == 2
@@ -171,18 +165,18 @@ def test_competing_consumers_each_message_to_one_worker(backend, resources, rece
         styles.compete(sqs, queue.url, receiver, [], workers=0, capacity=1)
 
 
-def test_without_a_visibility_timeout_consumers_share_messages(backend, resources, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_without_a_visibility_timeout_consumers_share_messages(backend, res, receiver) -> None:  # type: ignore[no-untyped-def]
     """The wrong configuration: a received message stays visible, so every worker receives it and charges it."""
     sqs = backend.client("sqs")
-    queue = resources.ensure_queue("leaky", visibility_timeout=0)
+    queue = res.ensure_queue("leaky", visibility_timeout=0)
     crew = styles.compete(sqs, queue.url, receiver, styles.steady(4, per_tick=4, batch="l"), workers=2, capacity=4)
     assert crew.shared and sum(crew.posts) > 4
 
 
-def test_flood_a_fifo_group_per_tenant_protects_the_quiet_one(backend, resources, receiver) -> None:  # type: ignore[no-untyped-def]
+def test_flood_a_fifo_group_per_tenant_protects_the_quiet_one(backend, res, receiver) -> None:  # type: ignore[no-untyped-def]
     sqs = backend.client("sqs")
-    std = styles.flood(resources, sqs, receiver, "fs", fifo=False, noisy=6, quiet=1, capacity=2)
-    fifo = styles.flood(resources, sqs, receiver, "ff", fifo=True, noisy=6, quiet=1, capacity=2)
+    std = styles.flood(res, sqs, receiver, "fs", fifo=False, noisy=6, quiet=1, capacity=2)
+    fifo = styles.flood(res, sqs, receiver, "ff", fifo=True, noisy=6, quiet=1, capacity=2)
     assert std["orders"] == fifo["orders"] == 7
     assert fifo["B's last order (tick)"] < std["B's last order (tick)"]
     assert fifo["A's last order (tick)"] > std["A's last order (tick)"]

@@ -26,20 +26,14 @@ from helpers.instruments.trace import Trace
 LOSSY = {"lose_response": {"*": [1]}}  # every order's first answer is lost
 
 
-@pytest.fixture
-def resources(backend):  # type: ignore[no-untyped-def]
-    res = Resources("t-tok", backend)
-    res.teardown()
-    yield res
-    res.teardown()
-    assert res.inventory() == []
+PREFIX = "t-tok"  # what the shared ``res`` fixture (tests/conftest.py) names this file's resources after
 
 
 class World:
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, res: Resources) -> None:
         self.trace = Trace("t")
-        self.ledger = Ledger(resources)
-        self.store = tk.TokenStore(resources, self.trace)
+        self.ledger = Ledger(res)
+        self.store = tk.TokenStore(res, self.trace)
         self.orders = tk.Orders(self.trace, SeededTokens(7))
 
     def payments(self, key_of: tk.KeyOf = tk.by_dedicated_field) -> tk.Payments:
@@ -47,8 +41,8 @@ class World:
 
 
 @pytest.fixture
-def world(resources: Resources):  # type: ignore[no-untyped-def]
-    w = World(resources)
+def world(res: Resources):  # type: ignore[no-untyped-def]
+    w = World(res)
     yield w
     w.store.close()
 
@@ -60,8 +54,8 @@ def test_a_claim_wins_once_and_hands_back_the_first_receipt(world: World) -> Non
     assert world.trace.count(dst="token store", label="PutItem key k-1") == 2
 
 
-def test_a_claim_does_not_swallow_other_errors(world: World, resources: Resources) -> None:
-    resources.backend.client("dynamodb").delete_table(TableName=world.store.table)
+def test_a_claim_does_not_swallow_other_errors(world: World, res: Resources) -> None:
+    res.backend.client("dynamodb").delete_table(TableName=world.store.table)
     with pytest.raises(ClientError, match="ResourceNotFound"):
         world.store.claim("k-1", "receipt")
 
@@ -122,11 +116,9 @@ def test_rule_4_broken_an_intermediary_drops_a_token_in_the_payload(world: World
     assert world.ledger.charges_per_order() == {"o-1": 2, "o-2": 1}
 
 
-def test_the_queue_message_id_catches_a_redelivery_and_misses_a_producer_retry(
-    world: World, backend, resources
-) -> None:  # type: ignore[no-untyped-def]
+def test_the_queue_message_id_catches_a_redelivery_and_misses_a_producer_retry(world: World, backend, res) -> None:  # type: ignore[no-untyped-def]
     sqs = backend.client("sqs")
-    queue = resources.ensure_queue("payments", visibility_timeout=1)
+    queue = res.ensure_queue("payments", visibility_timeout=1)
     lost_send = FaultPlan.script({"lose_response": {"o-retry": [1], "o-token": [1]}})
     for oid in ("o-retry", "o-redelivered"):
         assert world.orders.send(sqs, queue, tk.order(oid), lost_send, key="none").ok

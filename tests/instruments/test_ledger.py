@@ -9,23 +9,17 @@ import pytest
 from helpers.aws.resources import Resources
 from helpers.instruments.ledger import Ledger
 
-
-@pytest.fixture
-def resources(backend):  # type: ignore[no-untyped-def]
-    res = Resources("test-ledger", backend)
-    res.teardown()
-    yield res
-    res.teardown()
+PREFIX = "test-ledger"  # what the shared ``res`` fixture (tests/conftest.py) names this file's resources after
 
 
 @pytest.fixture
-def ledger(resources: Resources) -> Ledger:
-    return Ledger(resources)
+def ledger(res: Resources) -> Ledger:
+    return Ledger(res)
 
 
-def test_the_table_is_created_under_the_prefix_and_starts_empty(resources: Resources, ledger: Ledger) -> None:
+def test_the_table_is_created_under_the_prefix_and_starts_empty(res: Resources, ledger: Ledger) -> None:
     assert ledger.table == "test-ledger-ledger"
-    assert ("dynamodb", "test-ledger-ledger") in resources.inventory()
+    assert ("dynamodb", "test-ledger-ledger") in res.inventory()
     assert ledger.count() == 0 and ledger.charges_per_order() == {} and ledger.duplicates() == 0
 
 
@@ -77,15 +71,15 @@ def test_clear_forgets_every_charge(ledger: Ledger) -> None:
     assert ledger.count() == 1
 
 
-def test_a_second_ledger_on_the_same_table_sees_the_same_charges(resources: Resources, ledger: Ledger) -> None:
+def test_a_second_ledger_on_the_same_table_sees_the_same_charges(res: Resources, ledger: Ledger) -> None:
     ledger.charge("order-1", 1)
-    again = Ledger(resources)  # ensure_table is idempotent
+    again = Ledger(res)  # ensure_table is idempotent
     assert again.table == ledger.table and again.count() == 1
 
 
-def test_put_item_request_fences_a_charge_inside_a_transaction(resources: Resources, ledger: Ledger) -> None:
-    ddb = resources.backend.client("dynamodb")
-    claims = resources.ensure_table("claims", partition_key="pk")
+def test_put_item_request_fences_a_charge_inside_a_transaction(res: Resources, ledger: Ledger) -> None:
+    ddb = res.backend.client("dynamodb")
+    claims = res.ensure_table("claims", partition_key="pk")
     put = ledger.put_item_request("order-7", "9.99", by="consumer", key="tok-7")
     claim = {
         "Put": {
@@ -116,11 +110,11 @@ def test_amounts_are_stored_as_dynamodb_normalises_them() -> None:
     assert [dynamodb_number(v) for v in (18.0, "5.50", 100, 24.62, "0.10")] == ["18", "5.5", "100", "24.62", "0.1"]
 
 
-def test_clear_after_cleanup_creates_the_table_afresh(resources: Resources) -> None:
+def test_clear_after_cleanup_creates_the_table_afresh(res: Resources) -> None:
     """A demo started again after the notebook's cleanup (a widget used after Run All) runs instead of failing."""
-    ledger = Ledger(resources, name="after-cleanup")
+    ledger = Ledger(res, name="after-cleanup")
     ledger.charge("o-1", 5)
-    resources.teardown()
+    res.teardown()
     ledger.clear()
     ledger.charge("o-2", 5)
     assert [c["order_id"] for c in ledger.charges()] == ["o-2"]

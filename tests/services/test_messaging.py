@@ -25,17 +25,11 @@ from helpers.services.messaging import (
 )
 from tests.net import listening
 
-
-@pytest.fixture
-def resources(backend):  # type: ignore[no-untyped-def]
-    res = Resources("t-msg", backend)
-    res.teardown()
-    yield res
-    res.teardown()
+PREFIX = "t-msg"  # what the shared ``res`` fixture (tests/conftest.py) names this file's resources after
 
 
-def test_receiver_stops_and_comes_back_on_the_same_port(resources: Resources) -> None:
-    ledger = Ledger(resources)
+def test_receiver_stops_and_comes_back_on_the_same_port(res: Resources) -> None:
+    ledger = Ledger(res)
     with Receiver(ledger) as receiver:
         assert receiver.up and post_charge(receiver.url, "o-1", 10).status == 201
         receiver.stop()
@@ -48,8 +42,8 @@ def test_receiver_stops_and_comes_back_on_the_same_port(resources: Resources) ->
     assert ledger.charges_per_order() == {"o-1": 1, "o-2": 1}
 
 
-def test_receiver_stopped_twice_or_started_twice_is_an_error(resources: Resources) -> None:
-    receiver = Receiver(Ledger(resources))
+def test_receiver_stopped_twice_or_started_twice_is_an_error(res: Resources) -> None:
+    receiver = Receiver(Ledger(res))
     try:
         with pytest.raises(RuntimeError, match="already running"):
             receiver.start()
@@ -63,9 +57,9 @@ def test_receiver_stopped_twice_or_started_twice_is_an_error(resources: Resource
     assert not listening("127.0.0.1", receiver.port)
 
 
-def test_queue_helpers_count_and_drain(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
+def test_queue_helpers_count_and_drain(backend, res: Resources) -> None:  # type: ignore[no-untyped-def]
     sqs = backend.client("sqs")
-    queue = resources.ensure_queue("q")
+    queue = res.ensure_queue("q")
     for n in range(12):
         sqs.send_message(QueueUrl=queue.url, MessageBody=json.dumps({"n": n}))
     assert queue_depth(sqs, queue.url) == 12
@@ -81,10 +75,10 @@ def test_queue_helpers_count_and_drain(backend, resources: Resources) -> None:  
         drain(sqs, queue.url, settle_s=-1)
 
 
-def test_release_hands_a_message_back_with_the_same_message_id(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
+def test_release_hands_a_message_back_with_the_same_message_id(backend, res: Resources) -> None:  # type: ignore[no-untyped-def]
     """A released message is the same message received again (a redelivery), not a new one."""
     sqs = backend.client("sqs")
-    queue = resources.ensure_queue("release", visibility_timeout=300)
+    queue = res.ensure_queue("release", visibility_timeout=300)
     sqs.send_message(QueueUrl=queue.url, MessageBody=json.dumps({"n": 1}))
     first = receive(sqs, queue.url)
     assert receive(sqs, queue.url) == []  # in flight: hidden for its visibility timeout
@@ -96,28 +90,28 @@ def test_release_hands_a_message_back_with_the_same_message_id(backend, resource
         release(sqs, queue.url, again, after_s=-1)
 
 
-def test_drain_many_waits_once_for_several_queues(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
+def test_drain_many_waits_once_for_several_queues(backend, res: Resources) -> None:  # type: ignore[no-untyped-def]
     sqs = backend.client("sqs")
-    a, b = resources.ensure_queue("a"), resources.ensure_queue("b")
+    a, b = res.ensure_queue("a"), res.ensure_queue("b")
     sqs.send_message(QueueUrl=a.url, MessageBody=json.dumps({"q": "a"}))
     got = drain_many(sqs, [a.url, b.url], settle_s=0.2)
     assert got == {a.url: [{"q": "a"}], b.url: []}
 
 
-def test_put_orders_reaches_a_rule_target(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
+def test_put_orders_reaches_a_rule_target(backend, res: Resources) -> None:  # type: ignore[no-untyped-def]
     sqs, events = backend.client("sqs"), backend.client("events")
-    bus = resources.ensure_bus("bus")
-    queue = resources.ensure_queue("target")
-    rule = resources.ensure_rule("r", bus=bus, pattern={"source": ["com.t"]}, targets=[Target("q", queue.arn)])
-    resources.allow_send_from(queue, rule, "events.amazonaws.com")
+    bus = res.ensure_bus("bus")
+    queue = res.ensure_queue("target")
+    rule = res.ensure_rule("r", bus=bus, pattern={"source": ["com.t"]}, targets=[Target("q", queue.arn)])
+    res.allow_send_from(queue, rule, "events.amazonaws.com")
     assert put_orders(events, bus, [{"n": n} for n in range(12)], source="com.t") == 0
     got = drain(sqs, queue.url, expect=12)
     assert sorted(e["detail"]["n"] for e in got) == list(range(12))
 
 
-def test_request_reply_with_return_address_and_correlation_id(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
+def test_request_reply_with_return_address_and_correlation_id(backend, res: Resources) -> None:  # type: ignore[no-untyped-def]
     sqs = backend.client("sqs")
-    requests_q, replies = resources.ensure_queue("req"), resources.ensure_queue("rep")
+    requests_q, replies = res.ensure_queue("req"), res.ensure_queue("rep")
     request(sqs, requests_q.url, {"x": 2}, reply_to=replies.url, correlation_id="c-1")
     seen = []
     answered = respond(sqs, requests_q.url, lambda b: {"y": b["x"] * 2}, on_answer=lambda *a: seen.append(a))
@@ -129,9 +123,9 @@ def test_request_reply_with_return_address_and_correlation_id(backend, resources
         respond(sqs, requests_q.url, lambda b: b)
 
 
-def test_receive_asks_for_system_attributes_and_sees_a_redelivery(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
+def test_receive_asks_for_system_attributes_and_sees_a_redelivery(backend, res: Resources) -> None:  # type: ignore[no-untyped-def]
     sqs = backend.client("sqs")
-    queue = resources.ensure_queue("redeliver", visibility_timeout=0)  # not deleted: receivable again at once
+    queue = res.ensure_queue("redeliver", visibility_timeout=0)  # not deleted: receivable again at once
     sqs.send_message(QueueUrl=queue.url, MessageBody="{}")
     first = receive(sqs, queue.url, max_messages=1, system_attributes=["ApproximateReceiveCount"])
     again = receive(sqs, queue.url, max_messages=1, system_attributes=["ApproximateReceiveCount"])
@@ -140,15 +134,15 @@ def test_receive_asks_for_system_attributes_and_sees_a_redelivery(backend, resou
     assert "Attributes" not in receive(sqs, queue.url, max_messages=1)[0]  # none asked, none given
 
 
-def test_receive_until_yields_each_receive_redeliveries_included(backend, resources: Resources) -> None:  # type: ignore[no-untyped-def]
+def test_receive_until_yields_each_receive_redeliveries_included(backend, res: Resources) -> None:  # type: ignore[no-untyped-def]
     sqs = backend.client("sqs")
-    queue = resources.ensure_queue("until", visibility_timeout=1)
+    queue = res.ensure_queue("until", visibility_timeout=1)
     sqs.send_message(QueueUrl=queue.url, MessageBody="{}")
     counts = []
     for message in messaging.receive_until(sqs, queue.url, 2, wait_s=2, system_attributes=["ApproximateReceiveCount"]):
         counts.append(message["Attributes"]["ApproximateReceiveCount"])  # not deleted: it comes back
     assert counts == ["1", "2"]
-    once = resources.ensure_queue("once")
+    once = res.ensure_queue("once")
     sqs.send_message(QueueUrl=once.url, MessageBody="{}")
     with pytest.raises(TimeoutError, match="only 1 of 2 receives"):
         for message in messaging.receive_until(sqs, once.url, 2, wait_s=0, timeout_s=0.5):
