@@ -143,8 +143,7 @@ class LiveSystem:
         resources.allow_send_from(self.queue, rule_arn, "events.amazonaws.com")
         self._archives = 0  # one archive per replayed order (moto replays a whole archive, whatever the window)
         connection = dl.ensure_connection(resources, "payments", api_key=(API_KEY_HEADER, api_key))
-        destination = dl.ensure_api_destination(
-            resources,
+        destination = resources.ensure_api_destination(
             "payments",
             connection_arn=connection,
             endpoint=f"{self.api.url}/charges",

@@ -24,8 +24,8 @@ def stack(backend):
     api_key = (HEADER, secrets.token_urlsafe(16))
     api = PaymentsApi(ledger, api_key=api_key).start()
     connection = dl.ensure_connection(res, "conn", api_key=api_key)
-    destination = dl.ensure_api_destination(
-        res, "payments", connection_arn=connection, endpoint=f"{api.url}/charges", rate_limit_per_second=1
+    destination = res.ensure_api_destination(
+        "payments", connection_arn=connection, endpoint=f"{api.url}/charges", rate_limit_per_second=1
     )
     bus = res.ensure_bus("bus")
     dlq = res.ensure_queue("dlq")

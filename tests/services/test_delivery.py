@@ -93,8 +93,8 @@ def _route(
     env, name, endpoint, *, rate=None, retry=None, dlq=True, headers=None, query=None, path=None, conn=None, **options
 ):
     res = env["res"]
-    dest = dl.ensure_api_destination(
-        res, f"{name}-dest", connection_arn=conn or env["conn"], endpoint=endpoint, rate_limit_per_second=rate
+    dest = res.ensure_api_destination(
+        f"{name}-dest", connection_arn=conn or env["conn"], endpoint=endpoint, rate_limit_per_second=rate
     )
     queue = res.ensure_queue(f"{name}-dlq") if dlq else None
     return dl.ensure_route(

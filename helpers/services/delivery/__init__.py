@@ -71,7 +71,6 @@ from helpers.services.delivery.request import (
 )
 from helpers.services.delivery.routes import (
     Route,
-    ensure_api_destination,
     ensure_connection,
     ensure_route,
     needs_dispatcher,
@@ -113,7 +112,6 @@ __all__ = [
     "SystemClock",
     "TokenBucket",
     "build_request",
-    "ensure_api_destination",
     "ensure_connection",
     "ensure_route",
     "is_retryable",

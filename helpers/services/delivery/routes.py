@@ -68,25 +68,6 @@ def _secret_shape(params: Mapping[str, Any]) -> dict[str, Any]:
     return shape
 
 
-def ensure_api_destination(
-    resources: Resources,
-    name: str,
-    *,
-    connection_arn: str,
-    endpoint: str,
-    method: str = "POST",
-    rate_limit_per_second: int | None = None,
-) -> str:
-    """An API destination with exactly these settings; returns its ARN (``Resources`` creates and deletes it)."""
-    return resources.ensure_api_destination(
-        name,
-        connection_arn=connection_arn,
-        endpoint=endpoint,
-        method=method,
-        rate_limit_per_second=rate_limit_per_second,
-    )
-
-
 @dataclass(frozen=True)
 class Route:
     """A rule that sends matched events to an API destination (and, where needed, to the dispatcher's tap)."""
