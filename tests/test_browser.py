@@ -222,21 +222,23 @@ def test_a_widget_renders_and_reacts(lab: Lab, page: Any) -> None:
     slider.scroll_into_view_if_needed()
     button = _notebook(page).locator(".widget-button", has_text="run").first
 
-    def table_after_run() -> str:
+    def table_after_run(rate: str) -> str:
+        """Click run and wait for the table of *this* run: the previous table stays on the page until the kernel
+        has handled the click, so waiting for any table (or for an idle kernel) can read the old one."""
         button.click()
-        output = _notebook(page).locator(".widget-output table").first
-        output.wait_for(timeout=30_000)
+        cell = _notebook(page).locator(".widget-output table td", has_text=re.compile(rf"^{re.escape(rate)}"))
+        cell.first.wait_for(timeout=30_000)
         _wait_kernel_idle(page)
-        return output.inner_text()
+        return _notebook(page).locator(".widget-output table").first.inner_text()
 
-    before = table_after_run()
+    before = table_after_run("0.3")
     handle = slider.locator(".noUi-handle").first
     handle.focus()
     for _ in range(4):  # 0.3 -> 0.7
         page.keyboard.press("ArrowRight")
     readout = slider.locator(".widget-readout").first.inner_text()
     assert readout.strip() == "0.70", readout
-    after = table_after_run()
+    after = table_after_run("0.7")
     assert "0.7" in after and after != before, (before, after)
 
 
