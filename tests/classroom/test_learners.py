@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,11 @@ def test_a_process_carrying_the_rooms_marker_is_found(tmp_path: Path) -> None:
     env = {**os.environ, "WORKBOOK_CLASSROOM": marker}
     sleeper = subprocess.Popen(["sleep", "30"], env=env)
     try:
+        # Until the child has exec'd, /proc shows the parent's environment (no marker): wait for the exec first.
+        cmdline = Path(f"/proc/{sleeper.pid}/cmdline")
+        deadline = time.monotonic() + 10
+        while not cmdline.read_bytes().startswith(b"sleep") and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert classroom.marked_processes(marker) == [sleeper.pid]
     finally:
         sleeper.kill()
