@@ -6,9 +6,11 @@ queue received the event", nothing else. The learner sees a table of seven event
 learner was not shown, each aimed at one way a pattern can be right on the visible seven and wrong in general:
 
 - another currency (``anything-but`` on the currency lets it in), currencies that start like AU or NZ (``prefix``);
-- prices of 99.995 and 99.999999 (``[">", 99.99]`` lets them in), 100.5, 1000 and 25000 (a list of the prices
-  seen misses them, an upper bound the big ones);
-- an ``OrderCreated`` from another source (a pattern without ``source`` takes it), an ``OrderCancelled``;
+- prices of 99.995 and 99.999999 (``[">", 99.99]`` lets them in), 100.5, 1000, 25000 and 2500000 (a list of the
+  prices seen misses them, an upper bound the big ones);
+- an ``OrderCreated`` from another source (a pattern without ``source`` takes it), one from a source that starts
+  like ``com.orders`` (a ``prefix`` on the source takes it), an ``OrderCancelled`` and an ``OrderUpdated``
+  (``anything-but`` on the detail-type takes them);
 - an order without a price, and one without a currency (a rule must not depend on a field it is not about).
 
 The held-out events are not printed as a table (their labels are the check's, not the lab's); a miss names the one
@@ -137,6 +139,13 @@ HELD_OUT: dict[str, RoutingEvent] = {
         description="an OrderCreated of 25000 in US",
         if_missing="a very big order was missed: " + _RANGE + ", with no upper bound",
     ),
+    "h-jp-2500000": RoutingEvent(
+        "OrderCreated",
+        "JP",
+        2500000,
+        description="an OrderCreated of 2500000 in JP",
+        if_missing="a huge order was missed: " + _RANGE + ", with no upper bound at all",
+    ),
     "h-partner-150": RoutingEvent(
         "OrderCreated",
         "AU",
@@ -145,8 +154,25 @@ HELD_OUT: dict[str, RoutingEvent] = {
         description="an OrderCreated of 150 in AU from another source (com.partner.orders)",
         if_extra="an event from another source got in: keep 'source': ['com.orders'] in the pattern",
     ),
+    "h-sandbox-150": RoutingEvent(
+        "OrderCreated",
+        "AU",
+        150,
+        source="com.orders.sandbox",
+        description="an OrderCreated of 150 in AU from com.orders.sandbox (a source that starts like com.orders)",
+        if_extra="an event from another source that starts like com.orders got in: match the source exactly "
+        "('source': ['com.orders']), not with prefix",
+    ),
     "h-cancelled-120": RoutingEvent(
         "OrderCancelled", "NZ", 120, description="an OrderCancelled of 120 in NZ", if_extra=_CREATED
+    ),
+    "h-updated-300": RoutingEvent(
+        "OrderUpdated",
+        "AU",
+        300,
+        description="an OrderUpdated of 300 in AU",
+        if_extra="another kind of event got in: list the one detail-type you want ('detail-type': ['OrderCreated']); "
+        "anything-but lets every other detail-type in",
     ),
     "h-au-no-price": RoutingEvent(
         "OrderCreated",
@@ -171,7 +197,7 @@ ROUTING_EXPECTED: dict[str, list[str]] = {
 }
 HELD_OUT_EXPECTED: dict[str, list[str]] = {
     "au-nz": ["h-nz-100.5", "h-au-no-price"],
-    "big-orders": ["h-nz-100.5", "h-gb-1000", "h-us-25000", "h-no-currency-500"],
+    "big-orders": ["h-nz-100.5", "h-gb-1000", "h-us-25000", "h-jp-2500000", "h-no-currency-500"],
 }
 _FALLBACK = {
     "au-nz": "au-nz takes every OrderCreated from com.orders in AU or NZ, and nothing else",
