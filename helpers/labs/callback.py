@@ -30,8 +30,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import random
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +81,7 @@ class _Workers:
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
         self.requests: dict[str, int] = dict.fromkeys(behaviour_of, 0)
+        self.paid: set[str] = set()  # the orders whose worker's SendTaskSuccess was accepted
         self.strangers = 0
         self._lock = threading.Lock()
 
@@ -118,13 +121,16 @@ class _Workers:
         if behaviour == "declines":
             self._call(self.sfn.send_task_failure, taskToken=token, error="PaymentDeclined", cause="card declined")
         elif behaviour == "silent":
-            if not self.stop.wait(s.job_s):
-                self._call(self.sfn.send_task_success, taskToken=token, output=json.dumps({"captured": 20}))
+            if not self.stop.wait(s.job_s) and self._call(
+                self.sfn.send_task_success, taskToken=token, output=json.dumps({"captured": 20})
+            ):
+                self.paid.add(str(request["orderId"]))
         elif behaviour in ("slow", "stuck"):
             started = time.monotonic()
             while not self.stop.wait(s.heartbeat_every_s):
                 if behaviour == "slow" and time.monotonic() - started >= s.job_s:
-                    self._call(self.sfn.send_task_success, taskToken=token, output=json.dumps({"captured": 20}))
+                    if self._call(self.sfn.send_task_success, taskToken=token, output=json.dumps({"captured": 20})):
+                        self.paid.add(str(request["orderId"]))
                     return
                 self._call(self.sfn.send_task_heartbeat, taskToken=token)
         # "dead": nothing, ever
@@ -176,7 +182,10 @@ def _check_callback(
         )
         return report.verdict()
 
-    orders = {f"r{run}-{behaviour}-{time.time_ns() % 10**6}": behaviour for behaviour in BEHAVIOURS}
+    # Opaque order ids and execution names, started in a random order: nothing in the input, the context object or
+    # the order of the executions tells a definition which worker an order will meet.
+    shuffled = random.sample(BEHAVIOURS, len(BEHAVIOURS))
+    orders = {f"r{run}-{uuid.uuid4().hex[:12]}": behaviour for behaviour in shuffled}
     by_behaviour = {b: o for o, b in orders.items()}
     workers = _Workers(wb, queue.url, orders, s)
     executions: dict[str, str] = {}
@@ -189,7 +198,7 @@ def _check_callback(
     try:
         workers.start()
         for order, behaviour in orders.items():
-            name = f"{order}-{behaviour}"[:80]
+            name = order
             executions[behaviour] = sfn.start_execution(
                 stateMachineArn=arn, name=name, input=json.dumps({"orderId": order, "amount": 20})
             )["executionArn"]
@@ -257,12 +266,17 @@ def _check_callback(
         hint="SendTaskFailure makes the task fail with the worker's error: the same Catch must handle it",
         key="declined",
     )
+    slow_paid = status("slow") == "PAID" and by_behaviour["slow"] in workers.paid
     report.expect(
         f"a slow worker (a heartbeat every {s.heartbeat_every_s:g} s, done after {s.job_s:g} s) is paid",
-        status("slow") == "PAID",
-        observed=f"execution {took('slow')}, order {status('slow')}",
+        slow_paid,
+        observed=f"execution {took('slow')}, order {status('slow')}"
+        + ("" if slow_paid or status("slow") != "PAID" else ", but the worker's SendTaskSuccess was never accepted"),
         hint=f"HeartbeatSeconds must be longer than the gap between heartbeats ({s.heartbeat_every_s:g} s), "
-        f"TimeoutSeconds longer than the whole job ({s.job_s:g} s)",
+        f"TimeoutSeconds longer than the whole job ({s.job_s:g} s)"
+        if status("slow") != "PAID"
+        else "the order was marked PAID without the worker's answer: only the payment task's success (the worker's "
+        "SendTaskSuccess) may lead to Payment captured",
         key="slow",
     )
     report.expect(
@@ -273,5 +287,14 @@ def _check_callback(
         hint="heartbeats only prove the worker is alive, not that it will ever finish: a TimeoutSeconds (longer "
         f"than the {s.job_s:g} s job) bounds the whole payment, retries included",
         key="stuck",
+    )
+    unasked = [b for b in BEHAVIOURS if not workers.requests[by_behaviour[b]]]
+    report.expect(
+        "every order's payment request reaches the payments queue",
+        not unasked,
+        observed="all five asked" if not unasked else f"never asked: the {', the '.join(unasked)} worker's order",
+        hint="every order must go through the sqs:sendMessage.waitForTaskToken task (orderId, amount, taskToken in "
+        "the message): an order decided without asking the payments worker was never paid nor refused",
+        key="asked",
     )
     return report.verdict()
