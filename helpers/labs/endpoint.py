@@ -6,9 +6,11 @@ care which one answers. The charges are counted in the ledger. What the check do
 
 - a retry goes to the same instance and to the *other* one: an endpoint that remembers keys in memory (a dict, a
   ``MemoryStore``), however it shares it inside one process, forgets them on the other instance;
-- header names arrive in other cases (``idempotency-key``): HTTP names are case-insensitive;
-- the same key comes back with one field of the body changed, for several fields: a fingerprint of part of the
-  body lets some of them through;
+- header names arrive in other cases (``idempotency-key``): HTTP names are case-insensitive; key *values* that
+  differ only in case are two keys;
+- each instance salts Python's ``hash()`` with its name: a fork shares its parent's seed, real instances do not;
+- the same key comes back with one field of the body changed, for several fields, and with the same body on another
+  path: a fingerprint of part of the request lets some of them through;
 - a request whose charge is held (in flight) meets a second request with its key on the other instance: 409;
 - a burst of requests with one key hits both instances at once, with a barrier at every request's first write to
   AWS: no request writes anything until all of them have done their reads (or answered), so a read-then-write
@@ -23,6 +25,7 @@ In-memory storage is not accepted: an idempotency record must outlive the proces
 
 from __future__ import annotations
 
+import builtins
 import http.client
 import itertools
 import json
@@ -118,6 +121,10 @@ def _instance(
     def main(channel: Channel) -> None:
         local = threading.local()
         install_gate(_Gate(channel, local, s.barrier_s))
+        # A forked instance inherits its parent's hash() seed; two real instances (or one restarted) have their own.
+        # Salt the built-in hash() per instance, as another PYTHONHASHSEED would for strings.
+        unsalted = builtins.hash
+        builtins.hash = lambda value: unsalted((name, value))
 
         def charge(request: HttpRequest) -> HttpResponse:
             """The payment (given to the learner): one ledger row per call, 201 with the charge."""
@@ -152,6 +159,7 @@ class _Request:
     body: dict[str, Any] | None
     key: str | None
     header: str = "Idempotency-Key"
+    path: str = "/charges"
 
 
 @dataclass
@@ -194,7 +202,7 @@ class _Exchange:
             headers[request.header] = request.key
         conn = http.client.HTTPConnection("127.0.0.1", self.ports[request.instance], timeout=self.s.request_timeout_s)
         try:
-            conn.request("POST", "/charges", body=json.dumps(request.body).encode(), headers=headers)
+            conn.request("POST", request.path, body=json.dumps(request.body).encode(), headers=headers)
             response = conn.getresponse()
             return _Answer(response.status, response.read())
         except (OSError, http.client.HTTPException) as exc:
@@ -326,8 +334,14 @@ def check_payment_endpoint(
             return report.verdict()
         x = _Exchange(s, started, [ports["instance-A"], ports["instance-B"]], pool)
 
-        def post(instance: int, body: dict[str, Any] | None, key: str | None, header: str = "Idempotency-Key") -> Any:
-            return _Request(next(ids), instance, body, key, header)
+        def post(
+            instance: int,
+            body: dict[str, Any] | None,
+            key: str | None,
+            header: str = "Idempotency-Key",
+            path: str = "/charges",
+        ) -> Any:
+            return _Request(next(ids), instance, body, key, header, path)
 
         def timeout_text(answer: _Answer) -> str:
             return answer.text(s.request_timeout_s)
@@ -363,7 +377,11 @@ def check_payment_endpoint(
             other.same_as(first) and x.charged[order(1)] == before,
             observed=f"{timeout_text(other)}, same body: {other.body == first.body}, "
             f"{plural(x.charged[order(1)] - before, 'new charge')}",
-            hint="the retry reached another instance of the endpoint, a process that never saw the key: what one "
+            hint="the other instance computed another fingerprint for the same request and refused it: Python's "
+            "hash() is salted per process (PYTHONHASHSEED), so it differs between instances and after a restart. "
+            "Fingerprint with hashlib.sha256 of method, path and body"
+            if other.status == 422 and remembers
+            else "the retry reached another instance of the endpoint, a process that never saw the key: what one "
             "instance keeps in memory (a dict, a MemoryStore) the other cannot see. Keep the records in DynamoDB "
             "(DynamoDBStore)",
             key="second_instance",
@@ -390,9 +408,13 @@ def check_payment_endpoint(
             "customer": {**first_body, "customer": "c-18"},
             "orderId": {**first_body, "orderId": order(11)},
             "an added field": {**first_body, "note": "gift"},
+            "the path (POST /refunds, same body)": first_body,
         }
+        paths = {"the path (POST /refunds, same body)": "/refunds"}
         before = x.charged[order(1)] + x.charged[order(11)]
-        answers = x.exchange([post(n % 2, body, k1) for n, body in enumerate(variants.values())])
+        answers = x.exchange(
+            [post(n % 2, body, k1, path=paths.get(f, "/charges")) for n, (f, body) in enumerate(variants.items())]
+        )
         accepted = [field for field, a in zip(variants, answers, strict=True) if a.status != 422]
         new = x.charged[order(1)] + x.charged[order(11)] - before
         report.expect(
@@ -478,12 +500,16 @@ def check_payment_endpoint(
             key="missing_key",
         )
         two_body = {"orderId": order(5), "amount": 9, "currency": "AUD", "customer": "c-20"}
-        two = x.exchange([post(0, two_body, str(uuid.uuid4())), post(1, two_body, str(uuid.uuid4()))])
+        k5 = str(uuid.uuid4())
+        # The second key differs from the first only in case: a key is compared exactly (only the header's NAME is
+        # case-insensitive), so they are two payments.
+        two = x.exchange([post(0, two_body, k5), post(1, two_body, k5.upper())])
         report.expect(
-            "two different keys are two payments, even with the same body",
+            "two keys are two payments, same body or not, even if they differ only in case",
             [a.status for a in two] == [201, 201] and x.charged[order(5)] == 2,
             observed=f"statuses {[a.status for a in two]}, {plural(x.charged[order(5)], 'charge')}",
-            hint="the key, not the order id or the body, says what counts as the same request",
+            hint="the key, not the order id or the body, says what counts as the same request, and it is compared "
+            "exactly: only the header's name is case-insensitive, its value is not (do not lower() or strip the key)",
             key="two_keys",
         )
 
