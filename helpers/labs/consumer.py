@@ -140,10 +140,31 @@ class _Gate:
                 crash(self.channel, {"job": self.job["id"], "orders": orders, "point": "after"})
 
 
+def _count_local_locks(gate: _Gate) -> None:
+    """Note every file lock (fcntl.flock / lockf) a message takes: it holds only on this machine, and the check's
+    workers share one only because the check runs them side by side; workers on other hosts would not."""
+    import fcntl
+
+    def counted(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def lock(*args: Any, **kwargs: Any) -> Any:
+            if gate.job is not None:
+                gate.ops.append(
+                    {"operation": fn.__name__, "local_lock": True, "writes": False, "conditional": False}
+                    | {"charge": False, "record": False, "ok": True}
+                )
+            return fn(*args, **kwargs)
+
+        return lock
+
+    fcntl.flock = counted(fcntl.flock)  # type: ignore[assignment]
+    fcntl.lockf = counted(fcntl.lockf)  # type: ignore[assignment]
+
+
 def _worker(make_consumer: Callable[[str], Consumer], name: str, ledger_table: str, barrier_s: float) -> Any:
     def main(channel: Channel) -> None:
         gate = _Gate(channel, ledger_table, barrier_s)
         install_gate(gate)
+        _count_local_locks(gate)
         try:
             handle = make_consumer(name)
         except Exception as exc:
@@ -451,12 +472,21 @@ def _verdict(report: Report, run: _Run, ledger: Ledger) -> Report:
             return False, seen + ", but its message never finished", "unfinished"
         return True, seen, "once"
 
+    local_lock = any(op.get("local_lock") for op in run.ops)
+
     def expect(case: str, what: str, hints: dict[str, str], *, concurrent: bool = False) -> None:
         ok, seen, which = state(case)
         if concurrent and case not in run.concurrent_seen:
             ok, seen = False, "the two copies never ran at the same time"
         never = at_most_once if case in acked or not run.errors else lease
         hint = {"never": never, "unfinished": gap if separate_charge else lease, **hints}.get(which, race)
+        if concurrent and ok and local_lock:
+            ok, seen = False, seen + ", but only a file lock (fcntl) on this machine kept the workers apart"
+            hint = (
+                "a file lock holds only on one machine: workers on other hosts (other containers, Lambda instances) "
+                "never see it, and read 'not charged' side by side. Claim the key with ONE conditional write in "
+                "DynamoDB (attribute_not_exists), as helpers.idempotency does"
+            )
         report.expect(what, ok, observed=seen, hint=hint, key=case)
 
     expect(
