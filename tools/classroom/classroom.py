@@ -338,6 +338,16 @@ def marked_processes(marker: str) -> list[int]:
     return found
 
 
+def command_of(pid: int) -> str:
+    """A process's command line, shortened, for a message ("?" once it is gone)."""
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    text = " ".join(w.decode(errors="replace") for w in words if w)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
 def stop(room: Room, hub: subprocess.Popen[bytes]) -> list[int]:
     """Stop the hub (which stops every server, and each server its kernels), then anything of the room still alive.
 
@@ -351,7 +361,14 @@ def stop(room: Room, hub: subprocess.Popen[bytes]) -> list[int]:
         except subprocess.TimeoutExpired:
             os.killpg(hub.pid, signal.SIGKILL)
             hub.wait()
+    # A kernel told to stop by its server may still be exiting when the hub is gone: give the room's processes a
+    # moment to end on their own before calling any of them a leftover.
+    deadline = time.monotonic() + settings.EXIT_GRACE_S
+    while time.monotonic() < deadline and marked_processes(room.marker):
+        time.sleep(0.1)
     leftovers = marked_processes(room.marker)
+    if leftovers:
+        say("still running after the hub stopped: " + ", ".join(f"{pid} ({command_of(pid)})" for pid in leftovers))
     for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
         for pid in leftovers:
             with contextlib.suppress(ProcessLookupError):

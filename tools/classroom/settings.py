@@ -36,6 +36,7 @@ BOARD_REFRESH_S = 15
 SPAWN_TIMEOUT_S = 120  # under a class-start burst a spawn waits for CPU (measured: 12-20 s each at 2 cores)
 PRESPAWN_CONCURRENCY = 2  # per core: spawns are CPU-bound, more at once only makes each slower
 STOP_GRACE_S = 20  # Ctrl-C: how long the hub may take to stop every server before leftovers are killed
+EXIT_GRACE_S = 5.0  # then how long a process still exiting (a kernel its server just stopped) may take
 
 # -- one learner's share (containers and pods) -------------------------------------------------------------------
 MEMORY_GUARANTEE_GIB = 1.0  # a chapter and a lab open: ~400 + ~280 MiB PSS measured, with headroom
