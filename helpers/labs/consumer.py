@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import time
 import uuid
 from collections import Counter
@@ -140,9 +141,12 @@ class _Gate:
                 crash(self.channel, {"job": self.job["id"], "orders": orders, "point": "after"})
 
 
-def _count_local_locks(gate: _Gate) -> None:
-    """Note every file lock (fcntl.flock / lockf) a message takes: it holds only on this machine, and the check's
-    workers share one only because the check runs them side by side; workers on other hosts would not."""
+def _count_local_locks(gate: _Gate, namespace: dict[str, Any]) -> None:
+    """Note every file lock (fcntl.flock / fcntl.lockf / os.lockf) a message takes: it holds only on this machine, and
+    the check's workers share one only because the check runs them side by side; workers on other hosts would not.
+
+    ``namespace`` is where the learner's code looks names up: a name imported from ``fcntl`` into it (``from fcntl
+    import flock``) is the original function, so it is replaced there too (in this forked worker only)."""
     import fcntl
 
     def counted(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -156,15 +160,20 @@ def _count_local_locks(gate: _Gate) -> None:
 
         return lock
 
-    fcntl.flock = counted(fcntl.flock)  # type: ignore[assignment]
-    fcntl.lockf = counted(fcntl.lockf)  # type: ignore[assignment]
+    originals = [(fcntl, "flock"), (fcntl, "lockf")] + ([(os, "lockf")] if hasattr(os, "lockf") else [])
+    replaced = {id(getattr(module, attr)): counted(getattr(module, attr)) for module, attr in originals}
+    for module, attr in originals:
+        setattr(module, attr, replaced[id(getattr(module, attr))])
+    for key, value in list(namespace.items()):
+        if callable(value) and id(value) in replaced:
+            namespace[key] = replaced[id(value)]
 
 
 def _worker(make_consumer: Callable[[str], Consumer], name: str, ledger_table: str, barrier_s: float) -> Any:
     def main(channel: Channel) -> None:
         gate = _Gate(channel, ledger_table, barrier_s)
         install_gate(gate)
-        _count_local_locks(gate)
+        _count_local_locks(gate, getattr(make_consumer, "__globals__", {}))
         try:
             handle = make_consumer(name)
         except Exception as exc:
