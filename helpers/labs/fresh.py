@@ -26,6 +26,10 @@ from typing import Any
 _PROGRAM = r"""
 import importlib, json, sys, traceback
 job = json.loads(sys.stdin.read())
+if job["clock_shift_s"]:  # this process starts later than the notebook: its clock, not only its hash() seed, differs
+    import datetime, freezegun
+    later = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    freezegun.freeze_time(later + datetime.timedelta(seconds=job["clock_shift_s"]), tick=True).start()
 namespace = {"__name__": "__lab_cell__"}
 answer = {"results": [], "error": ""}
 try:
@@ -73,10 +77,17 @@ def _origin(fn: Callable[..., Any]) -> tuple[str, str, str, str | None]:
 
 
 def call_in_fresh_interpreter(
-    functions: Mapping[str, Callable[..., Any]], calls: Sequence[Call], *, hash_seed: int, timeout: float = 20.0
+    functions: Mapping[str, Callable[..., Any]],
+    calls: Sequence[Call],
+    *,
+    hash_seed: int,
+    timeout: float = 20.0,
+    clock_shift_s: float = 0.0,
 ) -> list[dict[str, str]]:
     """Run ``calls`` in a new interpreter started with ``PYTHONHASHSEED=hash_seed``; one result per call
-    (``{"value": str(result)}`` or ``{"error": ...}``). RebuildFailed when the functions cannot be rebuilt there."""
+    (``{"value": str(result)}`` or ``{"error": ...}``). RebuildFailed when the functions cannot be rebuilt there.
+
+    ``clock_shift_s`` runs the interpreter that much later (freezegun, ticking): a process restarted tomorrow."""
     sources: list[tuple[str, str]] = []
     spec: dict[str, tuple[str, str, str]] = {}
     for alias, fn in functions.items():
@@ -84,7 +95,12 @@ def call_in_fresh_interpreter(
         spec[alias] = (kind, where, attr)
         if source is not None and where not in [name for name, _ in sources]:
             sources.append((where, source))
-    job = {"sources": sources, "functions": spec, "calls": [[c.function, c.argument] for c in calls]}
+    job = {
+        "sources": sources,
+        "functions": spec,
+        "calls": [[c.function, c.argument] for c in calls],
+        "clock_shift_s": clock_shift_s,
+    }
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "WORKBOOK_", "MOTO_"))},
         "PYTHONHASHSEED": str(hash_seed),

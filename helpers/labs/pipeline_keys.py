@@ -15,7 +15,8 @@ the execution (ListExecutions, per client request). What the check does, and why
   effect;
 - client keys are any string the client chose: two of them are long, contain ``/`` and differ only at the end
   (a name cut from the key, or the key itself, fails on them);
-- every event's key and name are also computed in two fresh interpreters and compared with the notebook's.
+- every event's key and name are also computed in two fresh interpreters and compared with the notebook's; the one
+  playing the restarted consumer runs a day later by its clock (a message can wait in a queue for days).
 
 Fresh interpreters rebuild the learner's two functions from the cell that defined them (:mod:`helpers.labs.fresh`).
 """
@@ -65,6 +66,7 @@ class PipelineScenario:
     fresh_timeout_s: float = 10.0  # a fresh interpreter must answer within this (it takes about 1 s)
     max_errors: int = 20
     call_timeout_s: float = 5.0  # consumer_key and execution_name must return within this
+    restart_later_s: float = 26 * 3600  # the restarted consumer runs this much later (a message may wait for days)
 
 
 def _diagnose_key(consumer_key: Callable[[dict[str, Any]], Any], event: dict[str, Any]) -> str:
@@ -152,21 +154,28 @@ def _check_pipeline_keys(
             body = json.loads(message["Body"])
             bodies[message["Body"]] = request_of[body["detail"]["metadata"]["idempotency-key"]]
 
-    # The same events in two fresh interpreters with other hash() seeds: the restarted consumer, another instance.
+    # The same events in two fresh interpreters with other hash() seeds: the restarted consumer (a day later, by
+    # its clock) and another instance (now).
     functions: dict[str, Callable[..., Any]] = {"key": consumer_key, "name": execution_name}
     fresh: list[dict[str, tuple[str, str]]] = [{}, {}]
     rebuild_error = ""
 
     def compute(seed: int) -> dict[str, tuple[str, str]]:
         texts = list(bodies)
+        later = s.restart_later_s if seed == 1 else 0.0
         keys = call_in_fresh_interpreter(
-            functions, [Call("key", json.loads(t)) for t in texts], hash_seed=seed, timeout=s.fresh_timeout_s
+            functions,
+            [Call("key", json.loads(t)) for t in texts],
+            hash_seed=seed,
+            timeout=s.fresh_timeout_s,
+            clock_shift_s=later,
         )
         names = call_in_fresh_interpreter(
             functions,
             [Call("name", k.get("value", "")) for k in keys],
             hash_seed=seed,
             timeout=s.fresh_timeout_s,
+            clock_shift_s=later,
         )
         failed = next((r["error"] for r in [*keys, *names] if "error" in r), "")
         if failed:
@@ -310,8 +319,14 @@ def _check_pipeline_keys(
             f"{plural(len(differ_key), 'event')} got another key, {plural(len(differ_name), 'event')} another name "
             "in a fresh interpreter"
         )
+        by_clock = all(
+            fresh[0][t] != k and fresh[1][t] == k for t, k in computed.items() if t in differ_key + differ_name
+        )
         hint = (
-            "a value that lives only in this process is not a key: Python's hash() is salted per process "
+            "the key or name changes with the clock: the restarted consumer ran a day later (a message can wait in "
+            "the queue for days) and got another one. Derive the name from the key alone, with no date or time in it"
+            if by_clock
+            else "a value that lives only in this process is not a key: Python's hash() is salted per process "
             "(PYTHONHASHSEED), and a name remembered in memory (a dict of uuid4s) is gone after a restart. Derive the "
             "name from the key alone (a UUIDv5 or a SHA-256 of it)"
         )

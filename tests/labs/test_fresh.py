@@ -31,6 +31,20 @@ def test_a_cell_runs_again_in_fresh_interpreters_where_hash_differs() -> None:
     assert one[1] != two[1]
 
 
+def test_a_clock_shift_runs_the_interpreter_later_and_leaves_the_key_alone() -> None:
+    ns = cell(
+        "import datetime, uuid\n\ndef stable(key):\n    return str(uuid.uuid5(uuid.NAMESPACE_URL, key))\n\n"
+        "def dated(key):\n    return f'{datetime.date.today():%Y%m%d}-{key}'\n",
+        "<test cell clock>",
+    )
+    functions = {"stable": ns["stable"], "dated": ns["dated"]}
+    calls = [Call("stable", "k-1"), Call("dated", "k-1")]
+    now = call_in_fresh_interpreter(functions, calls, hash_seed=1)
+    tomorrow = call_in_fresh_interpreter(functions, calls, hash_seed=1, clock_shift_s=26 * 3600)
+    assert now[0] == tomorrow[0] == {"value": ns["stable"]("k-1")}
+    assert now[1] == {"value": ns["dated"]("k-1")} != tomorrow[1]
+
+
 def test_memory_does_not_travel_and_errors_come_back_per_call() -> None:
     ns = cell(
         "import uuid\nnames = {}\n\ndef name(key):\n    return names.setdefault(key, str(uuid.uuid4()))\n\n"
