@@ -15,8 +15,9 @@ care which one answers. The charges are counted in the ledger. What the check do
 - a burst of requests with one key hits both instances at once, with a barrier at every request's first write to
   AWS: no request writes anything until all of them have done their reads (or answered), so a read-then-write
   claim loses the race every time;
-- a charge fails once (the card network does not answer) and the client retries with the same key: the retry must
-  charge, not meet a key that stays claimed forever.
+- a charge fails once (the card network does not answer) and the client retries with the same key, twice at once on
+  both instances through the barrier: the retry must charge, not meet a key that stays claimed forever, and charge
+  once, not twice because each retry read the failed record and took the key over without a condition.
 
 Every request has a timeout and every process is stopped at the end, also when the learner's code raises or hangs.
 In-memory storage is not accepted: an idempotency record must outlive the process and be visible to every instance.
@@ -522,20 +523,35 @@ def check_payment_endpoint(
         failing = post(0, failing_body, k6)
         x.fail.add(failing.id)
         [failed] = x.exchange([failing])
-        retried = _Answer(0)
-        for _ in range(3):  # a client retries a 5xx (and a 409) with the same key, a moment later
+        # The client's retry goes out twice at once (its first try timed out as well), one to each instance, through
+        # the barrier: a retry that reads the failed record and then takes it over without a condition charges twice.
+        pair = [_Request(f"burst-retry-{n}", n, failing_body, k6) for n in range(2)]
+        x.arrived.clear()
+        x.burst = {r.id for r in pair}
+        retries = x.exchange(pair)
+        retried = next((a for a in retries if a.status in (0, 201)), retries[-1])
+        for _ in range(3 if retried.status not in (0, 201) else 0):  # a 5xx or 409 is retried a moment later
             [retried] = x.exchange([post(0, failing_body, k6)])
             if retried.status in (0, 201):
                 break
             time.sleep(0.3)
         ok = failed.status >= 500 and retried.status == 201 and x.charged[order(6)] == 1
         report.expect(
-            "a charge that failed can be retried with the same key",
+            "a charge that failed can be retried with the same key, and charges once",
             ok,
             observed=f"failed charge answered {timeout_text(failed)}, the retry {timeout_text(retried)}, "
             f"{plural(x.charged[order(6)], 'charge')}",
             hint="a charge that raised must not be answered as a success: let it become a 5xx"
             if 200 <= failed.status < 300
+            else "two retries of the failed charge, at once on both instances, both charged: nothing claimed the key "
+            "before charging. Claim it with ONE conditional write (attribute_not_exists), and release the claim "
+            "(delete the record) when charge raises"
+            if x.charged[order(6)] > 1 and not remembers
+            else "two retries of the failed charge, at once on both instances, both charged: each read the failed "
+            "record and took the key over with a write that carries no condition. Release the claim (delete the "
+            "record) when charge raises, so that a retry claims the key again with ONE conditional write "
+            "(attribute_not_exists)"
+            if x.charged[order(6)] > 1
             else "the failed charge left the key claimed, so the client's retry was refused: when charge raises, "
             "release the claim (delete the record) so the retry with the same key charges",
             key="failed_charge",
