@@ -41,7 +41,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,7 @@ from helpers.labs.processes import (
     children,
     crash,
     install_gate,
+    later_by,
     receive,
     start,
 )
@@ -153,19 +154,6 @@ class _Gate:
                 crash(self.channel, {"job": self.job["id"], "orders": orders, "point": "after"})
 
 
-@contextlib.contextmanager
-def _later_by(seconds: float) -> Iterator[None]:
-    """In a worker, for one message: the wall clock (time.time, time.time_ns) runs ``seconds`` later."""
-    real_time, real_time_ns = time.time, time.time_ns
-    if seconds:
-        time.time = lambda: real_time() + seconds  # type: ignore[assignment]
-        time.time_ns = lambda: real_time_ns() + int(seconds * 1e9)  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        time.time, time.time_ns = real_time, real_time_ns  # type: ignore[assignment]
-
-
 def _record_of(call: AwsCall, ledger_table: str, key: str) -> bool:
     """Does ``call`` write a record (to DynamoDB, anywhere but the ledger) that names the client's key?"""
     if call.service != "dynamodb" or not call.writes or not key:
@@ -220,7 +208,7 @@ def _worker(make_consumer: Callable[[str], Consumer], name: str, ledger_table: s
             if job is None or job.kind != "job":
                 continue
             gate.begin(job.body)
-            with _later_by(float(job.body.get("later_s", 0))):
+            with later_by(float(job.body.get("later_s", 0))):
                 try:
                     handle(job.body["message"])
                     ok, error = True, ""

@@ -11,12 +11,15 @@ care which one answers. The charges are counted in the ledger. What the check do
 - each instance salts Python's ``hash()`` with its name: a fork shares its parent's seed, real instances do not;
 - the same key comes back with one field of the body changed, for several fields, and with the same body on another
   path: a fingerprint of part of the request lets some of them through;
+- a retry comes half an hour later (the instance's wall clock runs ahead while it serves it): a key that expires
+  with the lease is forgotten by then;
 - a request whose charge is held (in flight) meets a second request with its key on the other instance: 409;
 - a burst of requests with one key hits both instances at once, with a barrier at every request's first write to
   AWS: no request writes anything until all of them have done their reads (or answered), so a read-then-write
   claim loses the race every time;
 - a charge fails once (the card network does not answer) and the client retries with the same key, twice at once on
-  both instances through the barrier: the retry must charge, not meet a key that stays claimed forever, and charge
+  both instances in lockstep (each one's n-th write to AWS waits for the other's n-th, or its answer): the retry
+  must charge, not meet a key that stays claimed forever, and charge
   once, not twice because each retry read the failed record and took the key over without a condition.
 
 Every request has a timeout and every process is stopped at the end, also when the learner's code raises or hangs.
@@ -42,7 +45,7 @@ from typing import Any
 
 from helpers.idempotency.http import HttpRequest, HttpResponse
 from helpers.instruments.ledger import Ledger
-from helpers.labs.processes import AwsCall, Channel, Child, children, install_gate, receive, start
+from helpers.labs.processes import AwsCall, Channel, Child, children, install_gate, later_by, receive, start
 from helpers.labs.report import Report, plural
 from helpers.services.http import LoopbackServer, read_body, send
 
@@ -50,6 +53,8 @@ Endpoint = Callable[[str, str, dict[str, str], bytes], HttpResponse]
 LAB = "Lab 04 · the idempotent payment endpoint"
 #: The check's own request id, sent to its servers and removed before the learner's endpoint sees the headers.
 REQUEST_HEADER = "X-Lab-Check-Request"
+#: Seconds the instance's wall clock runs later while it serves this request (removed like REQUEST_HEADER).
+LATER_HEADER = "X-Lab-Check-Later"
 _runs = itertools.count(1)
 
 
@@ -65,6 +70,7 @@ class EndpointScenario:
     barrier_s: float = 3.0  # how long a burst request waits at its first write for the others
     hold_s: float = 6.0  # longest a charge is held "in flight"
     request_timeout_s: float = 8.0  # a request must be answered within this
+    later_s: float = 1800.0  # a client's late retry comes this much later (by the instance's clock)
     start_timeout_s: float = 15.0  # both instances must be listening within this
 
 
@@ -82,11 +88,15 @@ class _Server(LoopbackServer):
 
     def serve(self, http: BaseHTTPRequestHandler) -> None:
         body = read_body(http)
-        headers = {k: v for k, v in http.headers.items() if k.lower() != REQUEST_HEADER.lower()}
+        check_headers = {REQUEST_HEADER.lower(), LATER_HEADER.lower()}
+        headers = {k: v for k, v in http.headers.items() if k.lower() not in check_headers}
         self.local.request = http.headers.get(REQUEST_HEADER, "")
         self.local.passed = False
+        self.local.writes = 0
         try:
-            response = self.endpoint(http.command, http.path, headers, body)
+            # A request the check sends alone may come "later": the instance's wall clock runs ahead while it serves it.
+            with later_by(float(http.headers.get(LATER_HEADER, 0) or 0)):
+                response = self.endpoint(http.command, http.path, headers, body)
             if not isinstance(response, HttpResponse):
                 raise TypeError(f"serve returned {type(response).__name__}, not an HttpResponse")
         except Exception as exc:  # the learner's bug: a 500, and the check hears about it
@@ -108,6 +118,9 @@ class _Gate:
         if call.writes_a_store and request.startswith("burst") and not getattr(self.local, "passed", True):
             self.local.passed = True
             self.channel.ask("first-write", request, timeout=self.wait_s + 2)
+        if call.writes_a_store and request.startswith("lockstep"):
+            self.local.writes = getattr(self.local, "writes", 0) + 1
+            self.channel.ask("nth-write", {"request": request, "n": self.local.writes}, timeout=self.wait_s + 2)
 
     def after(self, call: AwsCall, ok: bool) -> None:
         return None
@@ -161,6 +174,7 @@ class _Request:
     key: str | None
     header: str = "Idempotency-Key"
     path: str = "/charges"
+    later_s: float = 0.0  # the instance serves it this much later by its wall clock
 
 
 @dataclass
@@ -193,6 +207,8 @@ class _Exchange:
     charging: set[str] = field(default_factory=set)
     burst: set[str] = field(default_factory=set)
     arrived: dict[str, tuple[Child, int, float]] = field(default_factory=dict)
+    lockstep: set[str] = field(default_factory=set)  # requests whose every n-th write waits for the others' n-th
+    steps: dict[int, dict[str, tuple[Child, int, float]]] = field(default_factory=dict)
     futures: dict[str, Future[_Answer]] = field(default_factory=dict)
     dead: list[str] = field(default_factory=list)
     unanswered: int = 0
@@ -201,6 +217,8 @@ class _Exchange:
         headers = {"Content-Type": "application/json", REQUEST_HEADER: request.id}
         if request.key is not None:
             headers[request.header] = request.key
+        if request.later_s:
+            headers[LATER_HEADER] = f"{request.later_s:g}"
         conn = http.client.HTTPConnection("127.0.0.1", self.ports[request.instance], timeout=self.s.request_timeout_s)
         try:
             conn.request("POST", request.path, body=json.dumps(request.body).encode(), headers=headers)
@@ -225,6 +243,7 @@ class _Exchange:
             for child, message in receive(self.instances, 0.02):
                 self._on(child, message)
             self._open_barrier(force=False)
+            self._open_steps()
         return True
 
     def _on(self, child: Child, message: Any) -> None:
@@ -241,6 +260,12 @@ class _Exchange:
         elif message.kind == "charged":
             self.charged[str(message.body["order"])] += 1
             self.charged_by[(str(message.body["order"]), message.body["instance"])] += 1
+        elif message.kind == "nth-write":
+            self.steps.setdefault(int(message.body["n"]), {})[message.body["request"]] = (
+                child,
+                message.ask,
+                time.monotonic(),
+            )
         elif message.kind == "first-write":
             self.arrived[message.body] = (child, message.ask, time.monotonic())
         elif message.kind == "error":
@@ -262,6 +287,20 @@ class _Exchange:
             for request, (child, ask, at) in waiting.items():
                 child.answer(ask, "go")
                 self.arrived[request] = (child, 0, at)
+
+    def _open_steps(self) -> None:
+        """Lockstep: a request's n-th write goes once every other lockstep request made its n-th write or was
+        answered (or after barrier_s): whatever each read before that write, the others read it too."""
+        answered = {r for r in self.lockstep if r in self.futures and self.futures[r].done()}
+        for arrived in self.steps.values():
+            waiting = {r: v for r, v in arrived.items() if v[1]}
+            if not waiting:
+                continue
+            oldest = min(v[2] for v in waiting.values())
+            if set(arrived) | answered >= self.lockstep or time.monotonic() - oldest > self.s.barrier_s:
+                for request, (child, ask, at) in waiting.items():
+                    child.answer(ask, "go")
+                    arrived[request] = (child, 0, at)
 
     def release(self, request: str) -> None:
         held = self.held.pop(request, None)
@@ -399,6 +438,22 @@ def check_payment_endpoint(
             key="header_case",
         )
 
+        # 4b: a retry half an hour later (a client retries for hours): the instance serves it with its clock ahead.
+        before = x.charged[order(1)]
+        [late] = x.exchange([_Request(next(ids), 1, first_body, k1, later_s=s.later_s)])
+        report.expect(
+            f"a retry {s.later_s / 60:g} minutes later still gets the first response, without charging",
+            late.same_as(first) and x.charged[order(1)] == before,
+            observed=f"{timeout_text(late)}, same body: {late.body == first.body}, "
+            f"{plural(x.charged[order(1)] - before, 'new charge')}",
+            hint=f"the record of the key had expired {s.later_s / 60:g} minutes later, so the retry charged again: "
+            "expires_after is how long a key is remembered (hours: Stripe keeps keys 24 h), not the lease of a claim "
+            "(lease_duration)"
+            if shared
+            else "nothing remembered the first request on this instance: keep the records in DynamoDB",
+            key="later_retry",
+        )
+
         if x.unanswered:
             return _stalled(report, x, s)
 
@@ -523,11 +578,11 @@ def check_payment_endpoint(
         failing = post(0, failing_body, k6)
         x.fail.add(failing.id)
         [failed] = x.exchange([failing])
-        # The client's retry goes out twice at once (its first try timed out as well), one to each instance, through
-        # the barrier: a retry that reads the failed record and then takes it over without a condition charges twice.
-        pair = [_Request(f"burst-retry-{n}", n, failing_body, k6) for n in range(2)]
-        x.arrived.clear()
-        x.burst = {r.id for r in pair}
+        # The client's retry goes out twice at once (its first try timed out as well), one to each instance, in
+        # lockstep (each one's n-th write waits for the other's): a retry that reads the failed record and then takes
+        # it over with a write that carries no condition charges twice, every time.
+        pair = [_Request(f"lockstep-retry-{n}", n, failing_body, k6) for n in range(2)]
+        x.lockstep = {r.id for r in pair}
         retries = x.exchange(pair)
         retried = next((a for a in retries if a.status in (0, 201)), retries[-1])
         for _ in range(3 if retried.status not in (0, 201) else 0):  # a 5xx or 409 is retried a moment later
