@@ -12,7 +12,8 @@ order               what the check does to it
 ``concurrent``      two copies of the message, handled by two workers at the same time
 ``concurrent_crash`` two copies at the same time; the first worker to reach the charge crashes right before it
 ``plain``           nothing: one delivery
-``sent_again``      the producer sends a second copy after the first one was handled
+``sent_again``      the producer sends a second copy after the first one was handled; the worker that handles it runs
+                    half an hour later by its clock (``time.time``)
 ==================  ==================================================================================================
 
 What makes each condition bite:
@@ -24,6 +25,9 @@ What makes each condition bite:
 - the worker after a crash is a new process: nothing in memory survives, not even at module level;
 - the two concurrent workers pass a barrier at their first write: neither writes anything until both have done
   their reads (or the other finished), so a check-then-write loses the race every time, not now and then;
+- a producer's retry may come long after the first copy: the worker handling the second copy of ``sent_again`` runs
+  ``later_s`` later by ``time.time`` (during that message only), so a record that expires with the lease
+  (``expires_after`` of a few seconds) is gone by then;
 - a message counts as acknowledged when ``handle`` returns; the check then reads the ledger: an acknowledgement
   before the order's charge is there is at-most-once delivery, whatever the final count says.
 """
@@ -52,6 +56,7 @@ from helpers.labs.processes import (
     children,
     crash,
     install_gate,
+    later_by,
     receive,
     start,
 )
@@ -79,6 +84,7 @@ class ConsumerScenario:
     deadline_s: float = 22.0  # every message must be finished within this
     max_errors: int = 80  # then the check stops early: the table already says what is wrong
     max_hangs: int = 2
+    later_s: float = 1800.0  # the producer's second copy is handled this much later, by the worker's clock
 
 
 @dataclass
@@ -91,6 +97,7 @@ class _Job:
     started: float = field(default_factory=time.monotonic)
     arrived: bool = False  # at its first write (pairs only)
     waiting: int = 0  # the ask to answer when the barrier opens
+    later: bool = False  # handled later by the worker's clock (the producer's second copy)
 
 
 class _Gate:
@@ -135,10 +142,27 @@ class _Gate:
                 "ok": ok,
             }
         )
+        if self.job.get("later_s") and _record_of(call, self.table, self.job["key"]):
+            # the late job writes a record named by the client's key: the first copy's record had expired
+            self.ops.append(
+                {"operation": call.operation, "writes": False, "conditional": False, "charge": False}
+                | {"record": False, "ok": ok, "late_record_of_key": True}
+            )
         if orders and ok:
             self.channel.tell("charged", {"job": self.job["id"], "orders": orders})
             if self.channel.ask("effect", {"job": self.job["id"], "orders": orders, "point": "after"}) == "crash":
                 crash(self.channel, {"job": self.job["id"], "orders": orders, "point": "after"})
+
+
+def _record_of(call: AwsCall, ledger_table: str, key: str) -> bool:
+    """Does ``call`` write a record (to DynamoDB, anywhere but the ledger) that names the client's key?"""
+    if call.service != "dynamodb" or not call.writes or not key:
+        return False
+    parts = [body for item in call.params.get("TransactItems", []) or [] for body in item.values()] or [call.params]
+    return any(
+        isinstance(body, dict) and body.get("TableName") != ledger_table and key in json.dumps(body, default=str)
+        for body in parts
+    )
 
 
 def _count_local_locks(gate: _Gate, namespace: dict[str, Any]) -> None:
@@ -184,11 +208,12 @@ def _worker(make_consumer: Callable[[str], Consumer], name: str, ledger_table: s
             if job is None or job.kind != "job":
                 continue
             gate.begin(job.body)
-            try:
-                handle(job.body["message"])
-                ok, error = True, ""
-            except Exception as exc:  # the message stays in the queue and comes back
-                ok, error = False, f"{type(exc).__name__}: {exc}"
+            with later_by(float(job.body.get("later_s", 0))):
+                try:
+                    handle(job.body["message"])
+                    ok, error = True, ""
+                except Exception as exc:  # the message stays in the queue and comes back
+                    ok, error = False, f"{type(exc).__name__}: {exc}"
             gate.job = None
             channel.tell(
                 "done",
@@ -218,6 +243,7 @@ class _Run:
     ops: list[dict[str, Any]] = field(default_factory=list)
     paired: set[str] = field(default_factory=set)
     concurrent_seen: set[str] = field(default_factory=set)
+    late_record_of_key: bool = False  # the late copy's worker wrote a record named by the client's key
 
     def case_of(self, order_id: str) -> str | None:
         return next((case for case, oid in self.order_ids.items() if oid == order_id), None)
@@ -294,7 +320,11 @@ def _check_consumer(
         def dispatch(child: Child, case: str, message: dict[str, Any], pair: bool) -> None:
             job = _Job(next(job_ids), case, message, pair, child)
             jobs[job.id] = job
-            child.post("job", {"id": job.id, "message": message, "pair": pair})
+            # The producer's second copy (sent once the first was handled) is handled later by the worker's clock.
+            later = s.later_s if case == "sent_again" and run.finished[case] else 0.0
+            job.later = bool(later)
+            key = str(bodies[case]["key"])
+            child.post("job", {"id": job.id, "message": message, "pair": pair, "later_s": later, "key": key})
 
         def replace(child: Child) -> None:
             child.kill()
@@ -390,6 +420,7 @@ def _check_consumer(
                 elif message.kind == "done" and job is not None:
                     body = message.body
                     run.ops += body["ops"]
+                    run.late_record_of_key |= job.later and any(op.get("late_record_of_key") for op in body["ops"])
                     if body["output"]:
                         run.output.append(f"[{child.name}] {body['output'].rstrip()}")
                     if body["ok"]:
@@ -517,6 +548,10 @@ def _verdict(report: Report, run: _Run, ledger: Ledger) -> Report:
             if kept_no_record
             else race
             if unconditional
+            else f"the producer's second message came {s.later_s / 60:g} minutes after the first, and the record of "
+            "the key had expired by then, so it was charged again: expires_after is how long a key is remembered "
+            "(hours, as long as a producer may retry), not the lease of a claim (lease_duration)"
+            if run.late_record_of_key
             else "the two copies are two SQS messages with different MessageIds: key on the client's token in the "
             "body (order['key'])"
         },

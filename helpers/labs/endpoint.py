@@ -11,12 +11,17 @@ care which one answers. The charges are counted in the ledger. What the check do
 - each instance salts Python's ``hash()`` with its name: a fork shares its parent's seed, real instances do not;
 - the same key comes back with one field of the body changed, for several fields, and with the same body on another
   path: a fingerprint of part of the request lets some of them through;
-- a request whose charge is held (in flight) meets a second request with its key on the other instance: 409;
+- a retry comes half an hour later (the instance's wall clock runs ahead while it serves it): a key that expires
+  with the lease is forgotten by then;
+- a request whose charge is held (in flight) meets a second request with its key on the other instance: 409; and
+  another one 3 s into the charge: 409 still (a lease shorter than a charge frees the key too soon);
 - a burst of requests with one key hits both instances at once, with a barrier at every request's first write to
   AWS: no request writes anything until all of them have done their reads (or answered), so a read-then-write
   claim loses the race every time;
-- a charge fails once (the card network does not answer) and the client retries with the same key: the retry must
-  charge, not meet a key that stays claimed forever.
+- a charge fails once (the card network does not answer) and the client retries with the same key, twice at once on
+  both instances in lockstep (each one's n-th write to AWS waits for the other's n-th, or its answer): the retry
+  must charge, not meet a key that stays claimed forever, and charge
+  once, not twice because each retry read the failed record and took the key over without a condition.
 
 Every request has a timeout and every process is stopped at the end, also when the learner's code raises or hangs.
 In-memory storage is not accepted: an idempotency record must outlive the process and be visible to every instance.
@@ -41,7 +46,7 @@ from typing import Any
 
 from helpers.idempotency.http import HttpRequest, HttpResponse
 from helpers.instruments.ledger import Ledger
-from helpers.labs.processes import AwsCall, Channel, Child, children, install_gate, receive, start
+from helpers.labs.processes import AwsCall, Channel, Child, children, install_gate, later_by, receive, start
 from helpers.labs.report import Report, plural
 from helpers.services.http import LoopbackServer, read_body, send
 
@@ -49,6 +54,8 @@ Endpoint = Callable[[str, str, dict[str, str], bytes], HttpResponse]
 LAB = "Lab 04 · the idempotent payment endpoint"
 #: The check's own request id, sent to its servers and removed before the learner's endpoint sees the headers.
 REQUEST_HEADER = "X-Lab-Check-Request"
+#: Seconds the instance's wall clock runs later while it serves this request (removed like REQUEST_HEADER).
+LATER_HEADER = "X-Lab-Check-Later"
 _runs = itertools.count(1)
 
 
@@ -63,7 +70,9 @@ class EndpointScenario:
     burst: int = 8  # concurrent requests with one key, spread over both instances
     barrier_s: float = 3.0  # how long a burst request waits at its first write for the others
     hold_s: float = 6.0  # longest a charge is held "in flight"
+    in_flight_after_s: float = 3.0  # a second duplicate comes this long into the held charge
     request_timeout_s: float = 8.0  # a request must be answered within this
+    later_s: float = 1800.0  # a client's late retry comes this much later (by the instance's clock)
     start_timeout_s: float = 15.0  # both instances must be listening within this
 
 
@@ -81,11 +90,15 @@ class _Server(LoopbackServer):
 
     def serve(self, http: BaseHTTPRequestHandler) -> None:
         body = read_body(http)
-        headers = {k: v for k, v in http.headers.items() if k.lower() != REQUEST_HEADER.lower()}
+        check_headers = {REQUEST_HEADER.lower(), LATER_HEADER.lower()}
+        headers = {k: v for k, v in http.headers.items() if k.lower() not in check_headers}
         self.local.request = http.headers.get(REQUEST_HEADER, "")
         self.local.passed = False
+        self.local.writes = 0
         try:
-            response = self.endpoint(http.command, http.path, headers, body)
+            # A request the check sends alone may come "later": the instance's wall clock runs ahead while it serves it.
+            with later_by(float(http.headers.get(LATER_HEADER, 0) or 0)):
+                response = self.endpoint(http.command, http.path, headers, body)
             if not isinstance(response, HttpResponse):
                 raise TypeError(f"serve returned {type(response).__name__}, not an HttpResponse")
         except Exception as exc:  # the learner's bug: a 500, and the check hears about it
@@ -107,6 +120,9 @@ class _Gate:
         if call.writes_a_store and request.startswith("burst") and not getattr(self.local, "passed", True):
             self.local.passed = True
             self.channel.ask("first-write", request, timeout=self.wait_s + 2)
+        if call.writes_a_store and request.startswith("lockstep"):
+            self.local.writes = getattr(self.local, "writes", 0) + 1
+            self.channel.ask("nth-write", {"request": request, "n": self.local.writes}, timeout=self.wait_s + 2)
 
     def after(self, call: AwsCall, ok: bool) -> None:
         return None
@@ -160,6 +176,7 @@ class _Request:
     key: str | None
     header: str = "Idempotency-Key"
     path: str = "/charges"
+    later_s: float = 0.0  # the instance serves it this much later by its wall clock
 
 
 @dataclass
@@ -192,6 +209,8 @@ class _Exchange:
     charging: set[str] = field(default_factory=set)
     burst: set[str] = field(default_factory=set)
     arrived: dict[str, tuple[Child, int, float]] = field(default_factory=dict)
+    lockstep: set[str] = field(default_factory=set)  # requests whose every n-th write waits for the others' n-th
+    steps: dict[int, dict[str, tuple[Child, int, float]]] = field(default_factory=dict)
     futures: dict[str, Future[_Answer]] = field(default_factory=dict)
     dead: list[str] = field(default_factory=list)
     unanswered: int = 0
@@ -200,6 +219,8 @@ class _Exchange:
         headers = {"Content-Type": "application/json", REQUEST_HEADER: request.id}
         if request.key is not None:
             headers[request.header] = request.key
+        if request.later_s:
+            headers[LATER_HEADER] = f"{request.later_s:g}"
         conn = http.client.HTTPConnection("127.0.0.1", self.ports[request.instance], timeout=self.s.request_timeout_s)
         try:
             conn.request("POST", request.path, body=json.dumps(request.body).encode(), headers=headers)
@@ -224,6 +245,7 @@ class _Exchange:
             for child, message in receive(self.instances, 0.02):
                 self._on(child, message)
             self._open_barrier(force=False)
+            self._open_steps()
         return True
 
     def _on(self, child: Child, message: Any) -> None:
@@ -240,6 +262,12 @@ class _Exchange:
         elif message.kind == "charged":
             self.charged[str(message.body["order"])] += 1
             self.charged_by[(str(message.body["order"]), message.body["instance"])] += 1
+        elif message.kind == "nth-write":
+            self.steps.setdefault(int(message.body["n"]), {})[message.body["request"]] = (
+                child,
+                message.ask,
+                time.monotonic(),
+            )
         elif message.kind == "first-write":
             self.arrived[message.body] = (child, message.ask, time.monotonic())
         elif message.kind == "error":
@@ -261,6 +289,20 @@ class _Exchange:
             for request, (child, ask, at) in waiting.items():
                 child.answer(ask, "go")
                 self.arrived[request] = (child, 0, at)
+
+    def _open_steps(self) -> None:
+        """Lockstep: a request's n-th write goes once every other lockstep request made its n-th write or was
+        answered (or after barrier_s): whatever each read before that write, the others read it too."""
+        answered = {r for r in self.lockstep if r in self.futures and self.futures[r].done()}
+        for arrived in self.steps.values():
+            waiting = {r: v for r, v in arrived.items() if v[1]}
+            if not waiting:
+                continue
+            oldest = min(v[2] for v in waiting.values())
+            if set(arrived) | answered >= self.lockstep or time.monotonic() - oldest > self.s.barrier_s:
+                for request, (child, ask, at) in waiting.items():
+                    child.answer(ask, "go")
+                    arrived[request] = (child, 0, at)
 
     def release(self, request: str) -> None:
         held = self.held.pop(request, None)
@@ -398,6 +440,22 @@ def check_payment_endpoint(
             key="header_case",
         )
 
+        # 4b: a retry half an hour later (a client retries for hours): the instance serves it with its clock ahead.
+        before = x.charged[order(1)]
+        [late] = x.exchange([_Request(next(ids), 1, first_body, k1, later_s=s.later_s)])
+        report.expect(
+            f"a retry {s.later_s / 60:g} minutes later still gets the first response, without charging",
+            late.same_as(first) and x.charged[order(1)] == before,
+            observed=f"{timeout_text(late)}, same body: {late.body == first.body}, "
+            f"{plural(x.charged[order(1)] - before, 'new charge')}",
+            hint=f"the record of the key had expired {s.later_s / 60:g} minutes later, so the retry charged again: "
+            "expires_after is how long a key is remembered (hours: Stripe keeps keys 24 h), not the lease of a claim "
+            "(lease_duration)"
+            if shared
+            else "nothing remembered the first request on this instance: keep the records in DynamoDB",
+            key="later_retry",
+        )
+
         if x.unanswered:
             return _stalled(report, x, s)
 
@@ -439,14 +497,27 @@ def check_payment_endpoint(
         slow_future = x.send(slow)
         in_flight = x.pump(lambda: slow.id in x.charging or slow_future.done(), s.hold_s)
         during = x.exchange([post(1, slow_body, k2)])[0] if in_flight and not slow_future.done() else _Answer(0)
+        # The charge goes on (a slow card network): the key must stay claimed as long as it runs, not for a lease
+        # shorter than a charge can take.
+        late = _Answer(0)
+        if during.status == 409:
+            x.pump(slow_future.done, s.in_flight_after_s)
+            if not slow_future.done():
+                late = x.exchange([post(1, slow_body, k2)])[0]
+        lapsed = late.status not in (0, 409)
         x.release(slow.id)
         x.pump(slow_future.done, s.request_timeout_s)
         report.expect(
             "the same key while the first request is still running is refused with 409",
-            during.status == 409 and x.charged[order(2)] == 1,
+            during.status == 409 and not lapsed and x.charged[order(2)] == 1,
             observed=(timeout_text(during) if in_flight else "the first request never reached charge")
+            + (f", {s.in_flight_after_s:g} s into the charge {timeout_text(late)}" if lapsed else "")
             + f", {plural(x.charged[order(2)], 'charge')} once both finished",
-            hint="the other instance did not know the key was being charged, and charged too: keep the claim in a "
+            hint=f"{s.in_flight_after_s:g} s into a charge that was still running, the key was free again and the "
+            "request was not refused: the claim's lease (lease_duration) ran out before the charge ended. A lease must "
+            "outlast the longest charge (the card network may take many seconds)"
+            if lapsed
+            else "the other instance did not know the key was being charged, and charged too: keep the claim in a "
             "store both instances share (DynamoDB), not in memory"
             if x.charged_by[(order(2), "instance-B")] and remembers and not shared
             else "the second request arrived while the first was charging and was not refused: claim the key "
@@ -522,20 +593,35 @@ def check_payment_endpoint(
         failing = post(0, failing_body, k6)
         x.fail.add(failing.id)
         [failed] = x.exchange([failing])
-        retried = _Answer(0)
-        for _ in range(3):  # a client retries a 5xx (and a 409) with the same key, a moment later
+        # The client's retry goes out twice at once (its first try timed out as well), one to each instance, in
+        # lockstep (each one's n-th write waits for the other's): a retry that reads the failed record and then takes
+        # it over with a write that carries no condition charges twice, every time.
+        pair = [_Request(f"lockstep-retry-{n}", n, failing_body, k6) for n in range(2)]
+        x.lockstep = {r.id for r in pair}
+        retries = x.exchange(pair)
+        retried = next((a for a in retries if a.status in (0, 201)), retries[-1])
+        for _ in range(3 if retried.status not in (0, 201) else 0):  # a 5xx or 409 is retried a moment later
             [retried] = x.exchange([post(0, failing_body, k6)])
             if retried.status in (0, 201):
                 break
             time.sleep(0.3)
         ok = failed.status >= 500 and retried.status == 201 and x.charged[order(6)] == 1
         report.expect(
-            "a charge that failed can be retried with the same key",
+            "a charge that failed can be retried with the same key, and charges once",
             ok,
             observed=f"failed charge answered {timeout_text(failed)}, the retry {timeout_text(retried)}, "
             f"{plural(x.charged[order(6)], 'charge')}",
             hint="a charge that raised must not be answered as a success: let it become a 5xx"
             if 200 <= failed.status < 300
+            else "two retries of the failed charge, at once on both instances, both charged: nothing claimed the key "
+            "before charging. Claim it with ONE conditional write (attribute_not_exists), and release the claim "
+            "(delete the record) when charge raises"
+            if x.charged[order(6)] > 1 and not remembers
+            else "two retries of the failed charge, at once on both instances, both charged: each read the failed "
+            "record and took the key over with a write that carries no condition. Release the claim (delete the "
+            "record) when charge raises, so that a retry claims the key again with ONE conditional write "
+            "(attribute_not_exists)"
+            if x.charged[order(6)] > 1
             else "the failed charge left the key claimed, so the client's retry was refused: when charge raises, "
             "release the claim (delete the record) so the retry with the same key charges",
             key="failed_charge",

@@ -13,8 +13,9 @@ the execution (ListExecutions, per client request). What the check does, and why
 - StartExecution's answer is lost and the SDK sends the same request again;
 - two **different client requests for the same order** (same order id and content, two client keys) must both take
   effect;
-- client keys are any string the client chose: two of them are long, contain ``/`` and differ only at the end
-  (a name cut from the key, or the key itself, fails on them);
+- client keys are any string the client chose: two of them are long, contain ``/`` and differ only in the middle,
+  and only in case, with more than 80 characters alike on either side (a lower-cased key merges them; a name cut
+  from the key, from its start or from its end, or the key itself, fails on them);
 - every event's key and name are also computed in two fresh interpreters and compared with the notebook's; the one
   playing the restarted consumer runs a day later by its clock (a message can wait in a queue for days).
 
@@ -126,10 +127,11 @@ def _check_pipeline_keys(
     struck = {n: {f for f, hit in PIPELINE_FAULTS.items() if n in hit} for n in range(1, REQUESTS + 1)}
     client_keys = {n: str(uuid.uuid4()) for n in range(1, REQUESTS + 1)}
     # A client's key is any string it chose, not always a UUID: the two requests for the same order come from a
-    # client whose keys are long, contain '/' and differ only at the end (a key cut to fit, or used as the name as
-    # it is, fails on them).
-    checkout = f"checkout/{uuid.uuid4()}/{uuid.uuid4()}/payment-attempt-"
-    client_keys.update({n: f"{checkout}{i}" for i, n in enumerate(SAME_ORDER, start=1)})
+    # client whose keys are long, contain '/' and differ only in the middle, and only in case, with more than 80
+    # characters alike on either side (a key cut to fit, from its start or from its end, lower-cased, or used as the
+    # name as it is, fails on them).
+    checkout, cart = f"checkout/{uuid.uuid4()}/{uuid.uuid4()}", f"{uuid.uuid4()}/{uuid.uuid4()}/payment"
+    client_keys.update({n: f"{checkout}/attempt-{c}/{cart}" for c, n in zip("xX", SAME_ORDER, strict=True)})
     request_of = {k: n for n, k in client_keys.items()}
     bus_name = bus.rsplit("/", 1)[-1]
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -372,11 +374,16 @@ def _check_pipeline_keys(
     )
     a, b = SAME_ORDER
     merged = bool(keys_seen[a] & keys_seen[b])
+    # Merged because the key was lower-cased (the client's key is in it, in lower case), not because it is the order's?
+    cased = merged and any(client_keys[a].lower() in k for k in keys_seen[a] & keys_seen[b])
     report.expect(
         "two client requests for the same order both take effect",
         not merged and started[a] == 1 and started[b] == 1,
         observed="one key for both" if merged else f"{started[a]} and {started[b]} executions",
-        hint="two client requests with the same order id and content got one key: the order is not the request. "
+        hint="two client keys that differ only in case got one key: a key is compared exactly, so they are two "
+        "requests. Use the client's key as it is (do not lower() or strip it)"
+        if cased
+        else "two client requests with the same order id and content got one key: the order is not the request. "
         "Key on the client's idempotency key (detail.metadata.idempotency-key)"
         if merged
         else "each of the two requests must start an execution of its own: see what stopped them above",
@@ -393,8 +400,8 @@ def _check_pipeline_keys(
         hint=f"{hung[0]}: a key function computes, it does not wait (no network, no lock, no sleep)"
         if hung
         else "two different keys got the same execution name, so Step Functions took the second request for the "
-        "first: a key cut to fit (key[:8], key[:80]) collides when keys share a beginning. Derive the name from the "
-        "WHOLE key (a UUIDv5 or a SHA-256 of it)"
+        "first: a key cut to fit (key[:8], key[:80], key[-80:]) collides when keys share a beginning or an end. Derive "
+        "the name from the WHOLE key (a UUIDv5 or a SHA-256 of it)"
         if shared_name
         else "different client requests need different keys and names, and consumer_key must not raise",
         key="every_request",

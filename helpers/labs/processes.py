@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from multiprocessing import Pipe as _pipe
 from multiprocessing import connection
@@ -399,6 +399,21 @@ def install_gate(gate: Gate) -> None:
         return result
 
     BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def later_by(seconds: float) -> Iterator[None]:
+    """In a child (a worker, an instance), for one job: the wall clock (time.time, time.time_ns) runs ``seconds`` later
+    (the job runs as if it came that much later; time.monotonic is left alone, so every timeout still holds).
+    The clock is the whole process's: only for a job that runs alone in its process."""
+    real_time, real_time_ns = time.time, time.time_ns
+    if seconds:
+        time.time = lambda: real_time() + seconds  # type: ignore[assignment]
+        time.time_ns = lambda: real_time_ns() + int(seconds * 1e9)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        time.time, time.time_ns = real_time, real_time_ns  # type: ignore[assignment]
 
 
 def crash(channel: Channel, what: Mapping[str, Any]) -> None:

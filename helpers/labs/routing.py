@@ -10,7 +10,8 @@ learner was not shown, each aimed at one way a pattern can be right on the visib
   prices seen misses them, an upper bound the big ones);
 - an ``OrderCreated`` from another source (a pattern without ``source`` takes it), one from a source that starts
   like ``com.orders`` (a ``prefix`` on the source takes it), an ``OrderCancelled`` and an ``OrderUpdated``
-  (``anything-but`` on the detail-type takes them);
+  (``anything-but`` on the detail-type takes them), a ``RefundCreated`` (a ``suffix`` or ``wildcard`` on the
+  detail-type takes it);
 - an order without a price, and one without a currency (a rule must not depend on a field it is not about).
 
 The held-out events are not printed as a table (their labels are the check's, not the lab's); a miss names the one
@@ -187,6 +188,14 @@ HELD_OUT: dict[str, RoutingEvent] = {
         500,
         description="an OrderCreated of 500 without a currency",
         if_missing="big-orders is about the price only, in any currency: do not make it depend on the currency",
+    ),
+    "h-refund-created-300": RoutingEvent(
+        "RefundCreated",
+        "AU",
+        300,
+        description="a RefundCreated of 300 in AU (a detail-type that ends like OrderCreated)",
+        if_extra="another kind of event that ends like OrderCreated got in: list the one detail-type you want "
+        "exactly ('detail-type': ['OrderCreated']); a suffix or a wildcard lets every *Created event in",
     ),
 }
 
