@@ -36,6 +36,7 @@ def test_a_differently_written_right_endpoint_passes(backend, path: Path) -> Non
 def test_a_charge_told_just_before_the_answer_is_counted() -> None:
     """An instance tells "charged" and then answers: when the answer is already in, the check must still take the
     message waiting in the pipe, or a loaded machine counts one charge too few (it once printed 5 of 6 in CI)."""
+
     def main(channel: processes.Channel) -> None:
         channel.tell("charged", {"order": "o-1", "instance": "A"})
         channel.next_job()
