@@ -20,8 +20,8 @@ care which one answers. The charges are counted in the ledger. What the check do
   claim loses the race every time;
 - a charge fails once (the card network does not answer) and the client retries with the same key, twice at once on
   both instances in lockstep (each one's n-th write to AWS waits for the other's n-th, or its answer): the retry
-  must charge, not meet a key that stays claimed forever, and charge
-  once, not twice because each retry read the failed record and took the key over without a condition.
+  must charge, not meet a key that stays claimed forever, and charge once, not twice because each retry read the
+  failed record and took the key over without a condition.
 
 Every request has a timeout and every process is stopped at the end, also when the learner's code raises or hangs.
 In-memory storage is not accepted: an idempotency record must outlive the process and be visible to every instance.
